@@ -1,0 +1,98 @@
+"""Message <-> array conversions and request validation, as pure functions (testable without a node).
+
+The functions take plain Python / numpy values or duck-typed messages (anything with the fields of
+``geometry_msgs/Pose`` and ``sensor_msgs/JointState``), so they need no rclpy import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["RequestError", "ParsedTarget", "parse_pose", "parse_seed", "validate_num_solutions", "order_by_seed"]
+
+
+class RequestError(ValueError):
+    """A request field is invalid; ``str(exc)`` is the message sent back to the client."""
+
+
+@dataclass(frozen=True)
+class ParsedTarget:
+    """A validated target: position (3,) metres and unit quaternion (4,) x, y, z, w (None if position-only)."""
+
+    position: np.ndarray
+    quaternion: np.ndarray | None
+
+
+def parse_pose(pose, position_only: bool, quaternion_tolerance: float = 1e-3) -> ParsedTarget:
+    """Validate a ``geometry_msgs/Pose``-like object.
+
+    Raises:
+        RequestError: non-finite values; for pose targets a zero or non-unit quaternion
+            (|norm - 1| > quaternion_tolerance). Near-unit quaternions are renormalized.
+    """
+    p = np.array([pose.position.x, pose.position.y, pose.position.z], dtype=np.float64)
+    if not np.all(np.isfinite(p)):
+        raise RequestError(f"target position must be finite, got {p.tolist()}")
+    if position_only:
+        return ParsedTarget(p, None)
+    o = pose.orientation
+    quat = np.array([o.x, o.y, o.z, o.w], dtype=np.float64)
+    if not np.all(np.isfinite(quat)):
+        raise RequestError(f"target orientation must be finite, got {quat.tolist()}")
+    norm = float(np.linalg.norm(quat))
+    if abs(norm - 1.0) > quaternion_tolerance:
+        raise RequestError(f"target orientation must be a unit quaternion (x y z w), got norm {norm:.6g}; set position_only for position targets")
+    return ParsedTarget(p, quat / norm)
+
+
+def parse_seed(names: Sequence[str], positions: Sequence[float], joint_names: Sequence[str]) -> np.ndarray | None:
+    """Map a ``JointState``-like seed onto the chain's joint order.
+
+    An empty seed (no names and no positions) means "no seed" and returns None.  Extra joints that
+    are not on the chain (e.g. a gripper in ``/joint_states``) are ignored.
+
+    Raises:
+        RequestError: names and positions differ in length, a name repeats, a chain joint is
+            missing, or a value is not finite.
+    """
+    names, positions = list(names), list(positions)
+    if not names and not positions:
+        return None
+    if len(names) != len(positions):
+        raise RequestError(f"seed has {len(names)} names but {len(positions)} positions; they must match one to one")
+    seen = set()
+    for n in names:
+        if n in seen:
+            raise RequestError(f"seed names joint {n!r} more than once")
+        seen.add(n)
+    index = {n: i for i, n in enumerate(names)}
+    missing = [j for j in joint_names if j not in index]
+    if missing:
+        raise RequestError(f"seed lacks chain joint(s) {missing}; expected names {list(joint_names)}")
+    q = np.array([positions[index[j]] for j in joint_names], dtype=np.float64)
+    if not np.all(np.isfinite(q)):
+        raise RequestError(f"seed positions must be finite, got {q.tolist()}")
+    return q
+
+
+def validate_num_solutions(n: int, max_solutions: int) -> int:
+    """1 <= n <= max_solutions, else RequestError."""
+    if n < 1 or n > max_solutions:
+        raise RequestError(f"num_solutions must be between 1 and max_solutions={max_solutions}, got {n}")
+    return int(n)
+
+
+def order_by_seed(solutions: np.ndarray, seed: np.ndarray | None, weights: np.ndarray | None = None) -> np.ndarray:
+    """Indices ordering (K, dof) solutions by weighted joint-space distance to the seed (stable).
+
+    Without a seed the given order is kept.
+    """
+    if seed is None or len(solutions) == 0:
+        return np.arange(len(solutions))
+    w = np.ones(solutions.shape[-1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    dist = np.sqrt((((solutions - seed) * w) ** 2).sum(-1))
+    return np.argsort(dist, kind="stable")
+

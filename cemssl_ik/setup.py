@@ -1,0 +1,37 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "cemssl_ik"
+
+
+def data(dest: str, pattern: str) -> tuple[str, list[str]]:
+    return (f"share/{package_name}/{dest}", sorted(glob(pattern)))
+
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
+        (f"share/{package_name}", ["package.xml"]),
+        data("launch", "launch/*.launch.py"),
+        data("config", "config/*.yaml"),
+        data("urdf", "urdf/*.urdf"),
+    ],
+    python_requires=">=3.10",
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="cemssl_ik maintainers",
+    maintainer_email="maintainers@cemssl-ik.dev",
+    description="Multi-solution inverse kinematics learned with conditional generative models (CEMSSL).",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "cemssl-ik = cemssl_ik.cli:main",
+            "analytic_ik_node = cemssl_ik.ros.analytic_ik_node:main",
+        ],
+    },
+)

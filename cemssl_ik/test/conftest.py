@@ -1,0 +1,78 @@
+"""Shared fixtures: seeding, a per-run ROS domain on loopback, helpers to run nodes in processes."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = PACKAGE_ROOT.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # DDS must never leave loopback, and parallel runs must not see each other's nodes.
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ.pop("ROS_LOCALHOST_ONLY", None)
+    os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 101))
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    import torch
+
+    torch.manual_seed(0)
+    random.seed(0)
+
+
+def ros_available() -> bool:
+    try:
+        import rclpy  # noqa: F401
+        from cemssl_ik_interfaces.srv import GetIKSolutions  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+requires_ros = pytest.mark.skipif(not ros_available(), reason="rclpy or cemssl_ik_interfaces not importable (run `make setup` and `source tools/env.sh`)")
+
+
+class NodeProcess:
+    """A node started with ``python -m module`` in its own process; stopped (SIGINT, then kill) on close."""
+
+    def __init__(self, module: str, *ros_args: str) -> None:
+        cmd = [sys.executable, "-m", module]
+        if ros_args:
+            cmd += ["--ros-args", *ros_args]
+        self.proc = subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def close(self) -> str:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        out = self.proc.stdout.read() if self.proc.stdout else ""
+        return out
+
+
+@pytest.fixture
+def start_node():
+    started: list[NodeProcess] = []
+
+    def _start(module: str, *ros_args: str) -> NodeProcess:
+        node = NodeProcess(module, *ros_args)
+        started.append(node)
+        return node
+
+    yield _start
+    for node in started:
+        node.close()
