@@ -3,6 +3,8 @@
 Subcommands:
     fk            forward kinematics of one configuration
     ik-analytic   all closed-form solutions of a UR3 pose
+    train         train an inverse model (CEMSSL, EMSSL, CVAE, CGAN, CINN, unsupervised) or fine-tune one
+    eval          precision of a model alone on held-out targets
     bench fk      FK throughput vs a reference library
 """
 
@@ -116,6 +118,126 @@ def _cmd_bench_fk(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive widths, got {text!r}")
+    return values
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import shlex
+
+    import torch
+
+    from .kinematics import load_robot
+    from .learning.cemssl import CEMSSLConfig
+    from .learning.pipeline import TrainRequest, train_model
+    from .learning.supervised import SupervisedConfig
+    from .learning.unsupervised import UnsupervisedConfig
+    from .models import ModelConfig
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise CLIError("--device cuda requested but torch sees no CUDA device")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    chain = load_robot(args.robot, args.base, args.tip)
+    method = args.method
+    latent = args.latent_dim if args.latent_dim is not None else (0 if method == "emssl" else (chain.dof if method == "cinn" else 6))
+    members = args.members if args.members is not None else (6 if method in ("cemssl",) else 1)
+    model_cfg = ModelConfig(
+        method=method,
+        target="pose" if args.pose else "position",
+        latent_dim=latent,
+        members=members,
+        hidden=args.hidden,
+        output=args.output or ("sigmoid" if method == "cinn" else "biternion"),
+        kl_weight=args.kl_weight,
+        coupling_blocks=args.coupling_blocks,
+    )
+    finetuning = args.finetune is not None
+    cem = CEMSSLConfig(
+        iterations=args.iterations,
+        epochs=args.epochs,
+        samples_per_iteration=args.samples_per_iteration,
+        training_batch=args.batch_size,
+        lr=args.lr if args.lr is not None else (3e-4 if finetuning else 1.5e-3),
+        lr_final=args.lr_final,
+        exploration_noise=0.0 if finetuning or args.warmup_steps else args.exploration,
+        fk_loss_weight=args.fk_loss_weight,
+        eval_every=args.eval_every,
+        max_seconds=args.max_minutes * 60,
+        seed=args.seed,
+    )
+    sup = SupervisedConfig(steps=args.steps, batch_size=args.batch_size * 2, lr=args.lr or 1e-3, lr_final=args.lr_final, eval_every=max(1, args.steps // 10), max_seconds=args.max_minutes * 60, seed=args.seed)
+    uns = UnsupervisedConfig(steps=args.steps, batch_size=args.batch_size * 2, lr=args.lr or 1e-3, lr_final=args.lr_final, eval_every=max(1, args.steps // 10), max_seconds=args.max_minutes * 60, seed=args.seed)
+    req = TrainRequest(method, model_cfg, cem, sup, uns, args.warmup_steps, args.finetune, args.out, args.resume, args.device, "float32", "cemssl-ik " + shlex.join(sys.argv[1:]))
+
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def report(phase: str, info: dict) -> None:
+        total = info.get("iterations") or info.get("steps")
+        bar = bars.get(phase)
+        if bar is None:
+            for b in bars.values():
+                b.close()
+            bar = bars[phase] = tqdm(total=total, desc=phase, unit="it" if phase == "cemssl" else "step", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
+        bar.n = info.get("iteration", info.get("step", 0))
+        err = info.get("eval_error_mean")
+        if phase == "cemssl":
+            bar.set_postfix(sampled_mm=f"{info['sampled_error_mean'] * 1e3:.3f}", lr=f"{info['lr']:.1e}", refresh=False)
+        else:
+            bar.set_postfix(loss=f"{info.get('loss', float('nan')):.3e}", refresh=False)
+        bar.refresh()
+        if err is not None:
+            tqdm.write(f"[{phase}] {bar.n}/{total}: held-out mean position error {err * 1e3:.4f} mm", file=sys.stderr)
+
+    result = train_model(chain, req, report)
+    for b in bars.values():
+        b.close()
+    final = result.summary
+    print(f"saved {result.path} (and {result.path.with_suffix('.json').name}); {final['wall_seconds'] / 60:.1f} min")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation.precision import evaluate_precision
+    from .kinematics import KinematicChain, load_robot
+    from .kinematics.robots import ROBOT_DEFAULT_LINKS
+    from .models import load_checkpoint
+
+    model, info = load_checkpoint(args.model, device=args.device)
+    robot = info.metadata["robot"]
+    name = robot["name"]
+    if name in ROBOT_DEFAULT_LINKS or name.startswith(("planar", "artificial")):
+        chain = load_robot(name, *((robot["base_link"], robot["tip_link"]) if name in ROBOT_DEFAULT_LINKS else (None, None)))
+    elif args.urdf:
+        chain = KinematicChain.from_urdf(args.urdf, robot["base_link"], robot["tip_link"])
+    else:
+        raise CLIError(f"model is for robot {name!r}: pass its URDF with --urdf")
+    # verify the robot matches (raises on mismatch)
+    load_checkpoint(args.model, chain)
+    rep = evaluate_precision(model, chain, num_targets=args.targets, samples_per_target=args.samples, seed=args.seed)
+    out = {"model": str(info.path), "method": info.metadata["method"], "target": model.config.target, **rep.to_dict()}
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        pe = out["position_error_mm"]
+        print(f"{out['model']} ({out['method']}, {out['target']}): {out['num_targets']} held-out targets x {out['samples_per_target']} samples, model alone")
+        print(f"  position error [mm]   mean {pe['mean']:.4f}  median {pe['median']:.4f}  p95 {pe['p95']:.4f}  max {pe['max']:.4f}")
+        if "orientation_error_deg" in out:
+            oe = out["orientation_error_deg"]
+            print(f"  orientation err [deg] mean {oe['mean']:.4f}  median {oe['median']:.4f}  p95 {oe['p95']:.4f}  max {oe['max']:.4f}")
+        print(f"  in limits {out['in_limits_fraction'] * 100:.2f} %   sampling time {out['seconds']:.3f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cemssl-ik", description="Multi-solution learned inverse kinematics (CEMSSL).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +257,48 @@ def build_parser() -> argparse.ArgumentParser:
     ik.add_argument("pose", nargs=7, type=float, metavar="X_Y_Z_QX_QY_QZ_QW", help="position (m) and unit quaternion x y z w")
     ik.set_defaults(func=_cmd_ik_analytic)
 
+    tr = sub.add_parser("train", help="train an inverse model, or fine-tune one with CEMSSL (--finetune)")
+    tr.add_argument("--robot", default="ur3", help="ur3, planarN, artificialN or a URDF path")
+    tr.add_argument("--base", default=None, help="base link")
+    tr.add_argument("--tip", default=None, help="tip link")
+    tr.add_argument("--method", default="cemssl", choices=["cemssl", "emssl", "cvae", "cgan", "cinn", "unsupervised"])
+    tr.add_argument("--pose", action="store_true", help="full-pose targets (position + orientation)")
+    tr.add_argument("--finetune", default=None, metavar="CKPT", help="fine-tune this checkpoint with CEMSSL iterations")
+    tr.add_argument("--out", required=True, help="checkpoint path to write (PATH.safetensors + PATH.json)")
+    tr.add_argument("--resume", action="store_true", help="continue the CEMSSL run saved at --out")
+    tr.add_argument("--members", type=int, default=None, help="ensemble size (default 6 for cemssl, else 1)")
+    tr.add_argument("--latent-dim", type=int, default=None, help="latent dimension (default 6; 0 for emssl; dof for cinn)")
+    tr.add_argument("--hidden", type=_int_list, default=(1024, 512, 256, 128), help="hidden widths, comma-separated (default 1024,512,256,128)")
+    tr.add_argument("--output", choices=["sigmoid", "biternion"], default=None, help="joint output encoding (default biternion; sigmoid for cinn)")
+    tr.add_argument("--kl-weight", type=float, default=1e-3, help="CVAE KL weight")
+    tr.add_argument("--coupling-blocks", type=int, default=8, help="CINN coupling blocks")
+    tr.add_argument("--iterations", type=int, default=200, help="CEMSSL iterations T")
+    tr.add_argument("--epochs", type=int, default=10, help="CEMSSL epochs E per iteration")
+    tr.add_argument("--samples-per-iteration", type=int, default=4096, help="CEMSSL samples per member per iteration")
+    tr.add_argument("--batch-size", type=int, default=128, help="training batch per member (supervised / unsupervised use twice this)")
+    tr.add_argument("--steps", type=int, default=20000, help="optimizer steps of supervised / unsupervised training")
+    tr.add_argument("--warmup-steps", type=int, default=0, help="FK-loss warm-start steps before CEMSSL from scratch")
+    tr.add_argument("--exploration", type=float, default=0.25, help="initial exploration noise of CEMSSL from scratch")
+    tr.add_argument("--fk-loss-weight", type=float, default=0.0, help="weight of the unsupervised FK-loss term inside CEMSSL")
+    tr.add_argument("--lr", type=float, default=None, help="initial learning rate (default 1.5e-3; 3e-4 when fine-tuning; 1e-3 supervised)")
+    tr.add_argument("--lr-final", type=float, default=1e-5, help="final learning rate (cosine decay)")
+    tr.add_argument("--eval-every", type=int, default=10, help="evaluate every this many CEMSSL iterations")
+    tr.add_argument("--max-minutes", type=float, default=0.0, help="wall-time budget in minutes (0: none)")
+    tr.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("eval", help="precision of a model alone (no refinement) on held-out targets")
+    ev.add_argument("--model", required=True, help="shipped model name or checkpoint path")
+    ev.add_argument("--targets", type=int, default=2000, help="number of held-out targets")
+    ev.add_argument("--samples", type=int, default=1, help="samples per target")
+    ev.add_argument("--seed", type=int, default=0, help="seed (targets use seed + an offset distinct from training)")
+    ev.add_argument("--urdf", default=None, help="URDF of the model's robot when it is not a built-in one")
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=_cmd_eval)
+
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     bfk = bench_sub.add_parser("fk", help="FK throughput (ours vs pytorch-kinematics and ur-analytic-ik)")
@@ -151,6 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except KeyboardInterrupt:
+        print("cemssl-ik: interrupted", file=sys.stderr)
+        return 130
     except (CLIError, ValueError, FileNotFoundError) as exc:
         print(f"cemssl-ik: error: {exc}", file=sys.stderr)
         return 2

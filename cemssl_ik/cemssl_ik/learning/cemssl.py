@@ -1,0 +1,347 @@
+"""CEMSSL (paper 000, Algorithm 1): coordinated sampling and training of a latent-conditioned inverse model.
+
+Per iteration t = 1..T:
+
+1. **sampling** - draw targets p from the unlabeled set U and latents z ~ N(0, I); batch-infer
+   q = IM(p, z) with the current model (every ensemble member infers its own share);
+2. **forward model** - evaluate all q in one vectorized call: p' = FM(q) (failed samples dropped);
+3. **training** - for E epochs, fit IM(p', z) -> q with MSE in the codec's normalized space.
+
+The model learns, for each (p', z), the q that actually reached p'; as it improves, p' approaches p.
+EMSSL (paper 003) is the same loop with ``latent_dim = 0``.  Any :class:`IKGenerator` can be trained
+or fine-tuned this way (the unified framework, paper 000 §III-C): only its inverse-pass parameters
+are updated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ..kinematics.chain import KinematicChain
+from ..kinematics.limits import wrap_to_pi
+from ..models.generators import IKGenerator
+from .forward_model import AnalyticForwardModel, ForwardModel
+from .targets import TargetBatch, sample_targets
+from .unsupervised import FKLoss
+
+__all__ = ["CEMSSLConfig", "CEMSSLTrainer", "IterationStats"]
+
+
+@dataclass
+class CEMSSLConfig:
+    """Hyperparameters of CEMSSL (defaults: paper 000 Table I, except the learning-rate decay).
+
+    Attributes:
+        iterations: T, maximum number of sampling / training iterations.
+        epochs: E, passes over each iteration's sampled data.
+        samples_per_iteration: samples drawn per member per iteration (|D| / M).
+        inference_batch: M_R, batch size of the sampling (inference) phase.
+        training_batch: M_T, batch size of a training step (per member).
+        lr: initial Adam learning rate.
+        lr_final: learning rate at the last iteration (cosine decay); = lr for a constant rate.
+        target_set_size: size of the unlabeled target set U; 0 draws fresh targets every iteration.
+        keep_fraction: train only on this fraction of each iteration's samples, those whose reached
+            position is closest to the desired one (1.0: all, as the paper).  Samples far from their
+            target mostly come from folds of the current model, where two targets reach the same
+            point with different joints; dropping them keeps the training pairs consistent.
+        exploration_noise: std of Gaussian noise added to the inferred joints (fraction of each
+            joint's learning range) in the first iteration, decaying linearly to 0 at
+            ``exploration_fraction * iterations``.  A freshly initialized model maps every target
+            near one configuration; exploring around its outputs (goal babbling) lets the reached
+            set grow to the whole workspace.  Use 0 for fine-tuning a pretrained model.
+        exploration_fraction: fraction of the iterations with exploration.
+        fk_loss_weight: weight of the optional unsupervised FK-loss term (paper 002) on sampled targets.
+        eval_every: evaluate precision every this many iterations (0: never).
+        eval_targets: held-out targets for those evaluations.
+        convergence_window: stop when the best evaluated mean error improved by less than
+            ``convergence_tolerance`` (relative) over this many evaluations (0 disables).
+        convergence_tolerance: relative improvement threshold.
+        max_seconds: stop after this much wall time (0: no limit).
+        seed: RNG seed of targets, latents and shuffling.
+    """
+
+    iterations: int = 200
+    epochs: int = 10
+    samples_per_iteration: int = 4096
+    inference_batch: int = 512
+    training_batch: int = 128
+    lr: float = 1.5e-3
+    lr_final: float = 1.5e-3
+    target_set_size: int = 0
+    keep_fraction: float = 1.0
+    exploration_noise: float = 0.25
+    exploration_fraction: float = 0.5
+    fk_loss_weight: float = 0.0
+    eval_every: int = 10
+    eval_targets: int = 1000
+    convergence_window: int = 0
+    convergence_tolerance: float = 0.01
+    max_seconds: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "epochs", "samples_per_iteration", "inference_batch", "training_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (self.lr > 0 and self.lr_final > 0):
+            raise ValueError("learning rates must be > 0")
+        if not 0 < self.keep_fraction <= 1:
+            raise ValueError(f"keep_fraction must be in (0, 1], got {self.keep_fraction}")
+        if self.exploration_noise < 0 or not 0 <= self.exploration_fraction <= 1:
+            raise ValueError("exploration_noise must be >= 0 and exploration_fraction in [0, 1]")
+        if self.fk_loss_weight < 0 or self.max_seconds < 0 or self.eval_every < 0:
+            raise ValueError("fk_loss_weight, max_seconds and eval_every must be >= 0")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CEMSSLConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown CEMSSL config key(s) {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+@dataclass
+class IterationStats:
+    """What one iteration did. Errors in metres, times in seconds."""
+
+    iteration: int
+    sampled_error_mean: float  # distance between desired p and reached p' of this iteration's samples
+    train_loss: float
+    lr: float
+    valid_fraction: float
+    sampling_seconds: float
+    forward_seconds: float
+    training_seconds: float
+    eval_error_mean: float | None = None
+    eval_error_median: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class CEMSSLTrainer:
+    """Runs Algorithm 1 on a model with a forward model.
+
+    Args:
+        model: any :class:`IKGenerator` (fresh for CEMSSL, pretrained for fine-tuning).
+        chain: the kinematic chain (targets, limits, evaluation, optional FK loss).
+        config: hyperparameters.
+        forward_model: the FM; default exact FK of ``chain``.
+    """
+
+    def __init__(self, model: IKGenerator, chain: KinematicChain, config: CEMSSLConfig, forward_model: ForwardModel | None = None) -> None:
+        self.model = model
+        self.chain = chain
+        self.config = config
+        self.forward_model = forward_model or AnalyticForwardModel(chain)
+        self.params = list(model.generator_parameters())
+        self.optimizer = torch.optim.Adam(self.params, lr=config.lr)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.iteration = 0
+        self.history: list[dict] = []
+        self._target_set: TargetBatch | None = None
+        if config.target_set_size:
+            self._target_set = sample_targets(chain, config.target_set_size, self.generator)
+        self._fk_loss = FKLoss(chain) if config.fk_loss_weight > 0 else None
+        self._eval_targets: TargetBatch | None = None
+        self._learning_lower = torch.as_tensor(chain.learning_limits()[0])
+
+    # ------------------------------------------------------------------ pieces of one iteration
+    def _draw_targets(self, n: int) -> TargetBatch:
+        if self._target_set is None:
+            return sample_targets(self.chain, n, self.generator)
+        idx = torch.randint(len(self._target_set), (n,), generator=self.generator)
+        return self._target_set.index(idx)
+
+    def current_lr(self) -> float:
+        c = self.config
+        if c.iterations <= 1 or c.lr == c.lr_final:
+            return c.lr
+        frac = min(1.0, self.iteration / (c.iterations - 1))
+        return c.lr_final + 0.5 * (c.lr - c.lr_final) * (1 + math.cos(math.pi * frac))
+
+    def current_exploration(self) -> float:
+        c = self.config
+        horizon = c.exploration_fraction * c.iterations
+        if c.exploration_noise == 0 or horizon <= 0:
+            return 0.0
+        return c.exploration_noise * max(0.0, 1.0 - self.iteration / horizon)
+
+    def _wrap_measured(self, q: torch.Tensor) -> torch.Tensor:
+        """Measured joints into the learning range (revolute joints: one period), so they are encodable."""
+        per = torch.as_tensor(self.chain.periodic, device=q.device)
+        lo = self._learning_lower.to(q)
+        # shift the periodic window [lo, lo + 2 pi) onto [-pi, pi) and back
+        wrapped = wrap_to_pi(q - lo - math.pi) + lo + math.pi
+        return torch.where(per, wrapped, q)
+
+    @torch.no_grad()
+    def sample_phase(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """Steps 1-2: infer q for targets from U with random z, evaluate FM vectorized."""
+        m, c = self.model, self.config
+        M, N = m.num_members, c.samples_per_iteration
+        t0 = time.perf_counter()
+        targets = self._draw_targets(M * N)
+        cond = m.encode_targets(targets.position, targets.rotation if m.config.target == "pose" else None).reshape(M, N, -1)
+        z = torch.randn(M, N, m.latent_dim, generator=self.generator, dtype=torch.float64).to(m.device, m.dtype)
+        m.eval()
+        outs = [m.generate(cond[:, s : s + c.inference_batch], z[:, s : s + c.inference_batch]) for s in range(0, N, c.inference_batch)]
+        m.train()
+        q = m.decode(torch.cat(outs, dim=1)).double().cpu()  # (M, N, dof)
+        sigma = self.current_exploration()
+        if sigma > 0:
+            lo, hi = (torch.as_tensor(v) for v in self.chain.learning_limits())
+            q = q + sigma * (hi - lo) * torch.randn(q.shape, generator=self.generator, dtype=q.dtype)
+            q = torch.maximum(torch.minimum(self._wrap_measured(q), hi), lo)
+        t1 = time.perf_counter()
+        res = self.forward_model.evaluate(q.reshape(M * N, -1))
+        t2 = time.perf_counter()
+        valid = res.valid.reshape(M, N)
+        err = (res.position - targets.position).norm(dim=-1).reshape(M, N)
+        train_mask = valid.clone()
+        if c.keep_fraction < 1 and valid.any():
+            # per member: keep the keep_fraction of valid samples with the smallest error
+            masked = torch.where(valid, err, torch.full_like(err, math.inf))
+            k = max(1, int(round(c.keep_fraction * N)))
+            cutoff = masked.kthvalue(k, dim=1, keepdim=True).values
+            train_mask &= masked <= cutoff
+        q_meas = self._wrap_measured(res.q.reshape(M, N, -1).double())
+        data = {
+            "cond": m.encode_targets(res.position, res.rotation if m.config.target == "pose" else None).reshape(M, N, -1),
+            "z": z,
+            "target": m.codec.normalize(q_meas).to(m.device, m.dtype),
+            "valid": train_mask.to(m.device),
+            "desired_position": targets.position.reshape(M, N, 3),
+            "desired_rotation": targets.rotation.reshape(M, N, 3, 3),
+        }
+        info = {
+            "sampled_error_mean": float(err[valid].mean()) if valid.any() else math.nan,
+            "valid_fraction": float(valid.double().mean()),
+            "exploration": sigma,
+            "sampling_seconds": t1 - t0,
+            "forward_seconds": t2 - t1,
+        }
+        return data, info
+
+    def train_phase(self, data: dict[str, torch.Tensor]) -> float:
+        """Step 3: E epochs of MSE on (p', z) -> q, every member on its own samples."""
+        m, c = self.model, self.config
+        M, N = data["z"].shape[:2]
+        lr = self.current_lr()
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        # invalid samples get zero weight instead of being removed, keeping (M, N) rectangular
+        weight = data["valid"].to(m.dtype)
+        total, steps = 0.0, 0
+        losses = []
+        for _ in range(c.epochs):
+            perm = torch.argsort(torch.rand(M, N, generator=self.generator), dim=1).to(m.device)
+            for s in range(0, N, c.training_batch):
+                idx = perm[:, s : s + c.training_batch]  # (M, b)
+                cond = torch.gather(data["cond"], 1, idx[..., None].expand(-1, -1, data["cond"].shape[-1]))
+                z = torch.gather(data["z"], 1, idx[..., None].expand(-1, -1, data["z"].shape[-1]))
+                tgt = torch.gather(data["target"], 1, idx[..., None].expand(-1, -1, data["target"].shape[-1]))
+                w = torch.gather(weight, 1, idx)
+                pred = m.generate(cond, z)
+                loss = (((pred - tgt) ** 2).mean(-1) * w).sum() / w.sum().clamp_min(1.0) * M
+                if self._fk_loss is not None:
+                    dp = torch.gather(data["desired_position"].to(m.device, m.dtype), 1, idx[..., None].expand(-1, -1, 3))
+                    dcond = m.encode_targets(dp.reshape(-1, 3)).reshape(M, -1, m.cond_dim) if m.config.target == "position" else None
+                    if dcond is not None:
+                        q_pred = m.decode(m.generate(dcond, z))
+                        loss = loss + c.fk_loss_weight * self._fk_loss(q_pred.reshape(-1, q_pred.shape[-1]), dp.reshape(-1, 3)).mean()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                losses.append(loss.detach())
+                steps += 1
+        if losses:
+            total = float(torch.stack(losses).mean())
+        return total
+
+    # ------------------------------------------------------------------ the loop
+    def evaluate(self) -> tuple[float, float]:
+        from ..evaluation.precision import evaluate_precision
+
+        if self._eval_targets is None:
+            self._eval_targets = sample_targets(self.chain, self.config.eval_targets, torch.Generator().manual_seed(self.config.seed + 7919))
+        rep = evaluate_precision(self.model, self.chain, targets=self._eval_targets, seed=self.config.seed + 1)
+        return float(rep.position_error.mean()), float(rep.position_error.median())
+
+    def step(self) -> IterationStats:
+        """One full iteration (sampling, forward model, training)."""
+        data, info = self.sample_phase()
+        t0 = time.perf_counter()
+        loss = self.train_phase(data)
+        stats = IterationStats(
+            iteration=self.iteration + 1,
+            sampled_error_mean=info["sampled_error_mean"],
+            train_loss=loss,
+            lr=self.current_lr(),
+            valid_fraction=info["valid_fraction"],
+            sampling_seconds=info["sampling_seconds"],
+            forward_seconds=info["forward_seconds"],
+            training_seconds=time.perf_counter() - t0,
+        )
+        self.iteration += 1
+        c = self.config
+        if c.eval_every and (self.iteration % c.eval_every == 0 or self.iteration == c.iterations):
+            stats.eval_error_mean, stats.eval_error_median = self.evaluate()
+        self.history.append(dataclasses.asdict(stats))
+        return stats
+
+    def converged(self) -> bool:
+        c = self.config
+        if not c.convergence_window:
+            return False
+        evals = [h["eval_error_mean"] for h in self.history if h["eval_error_mean"] is not None]
+        if len(evals) <= c.convergence_window:
+            return False
+        best_before = min(evals[: -c.convergence_window])
+        best_recent = min(evals[-c.convergence_window :])
+        return best_recent > best_before * (1 - c.convergence_tolerance)
+
+    def run(self, callback: Callable[[IterationStats], None] | None = None) -> str:
+        """Iterate until T iterations, convergence or the time budget; returns the stop reason."""
+        start = time.perf_counter()
+        while self.iteration < self.config.iterations:
+            stats = self.step()
+            if callback is not None:
+                callback(stats)
+            if self.converged():
+                return "converged"
+            if self.config.max_seconds and time.perf_counter() - start > self.config.max_seconds:
+                return "time budget"
+        return "iterations"
+
+    # ------------------------------------------------------------------ resume support
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Optimizer moments and RNG state as tensors (saved next to the weights for resuming)."""
+        out: dict[str, torch.Tensor] = {"rng": self.generator.get_state()}
+        for i, p in enumerate(self.params):
+            st = self.optimizer.state.get(p)
+            if st:
+                out[f"adam.{i}.exp_avg"] = st["exp_avg"].detach().cpu().contiguous()
+                out[f"adam.{i}.exp_avg_sq"] = st["exp_avg_sq"].detach().cpu().contiguous()
+                out[f"adam.{i}.step"] = torch.as_tensor(st["step"], dtype=torch.float64).reshape(1).cpu()
+        return out
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor], iteration: int, history: list[dict]) -> None:
+        self.generator.set_state(tensors["rng"])
+        for i, p in enumerate(self.params):
+            if f"adam.{i}.exp_avg" in tensors:
+                self.optimizer.state[p] = {
+                    "exp_avg": tensors[f"adam.{i}.exp_avg"].to(p),
+                    "exp_avg_sq": tensors[f"adam.{i}.exp_avg_sq"].to(p),
+                    "step": torch.tensor(float(tensors[f"adam.{i}.step"].item())),
+                }
+        self.iteration = iteration
+        self.history = list(history)

@@ -1,0 +1,157 @@
+"""One training run of any method, as the CLI and the learner node use it.
+
+``train_model`` builds (or loads, for fine-tuning) a model, runs the method's trainer with periodic
+evaluation, saves atomic checkpoints along the way (so an interrupted run keeps its last state and
+CEMSSL runs can resume), and returns the final model with a training summary.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..kinematics.chain import KinematicChain
+from ..models import IKGenerator, ModelConfig, load_checkpoint, new_model, save_checkpoint
+from ..models.checkpoint import atomic_write_bytes
+from .cemssl import CEMSSLConfig, CEMSSLTrainer
+from .supervised import SupervisedConfig, SupervisedTrainer
+from .unsupervised import UnsupervisedConfig, UnsupervisedTrainer
+
+__all__ = ["TrainRequest", "TrainResult", "train_model"]
+
+
+@dataclass
+class TrainRequest:
+    """What to train.
+
+    Attributes:
+        method: cemssl | emssl | cvae | cgan | cinn | unsupervised.
+        model: architecture (ignored when fine-tuning: the checkpoint's is used).
+        cemssl: CEMSSL hyperparameters (cemssl / emssl, and fine-tuning).
+        supervised: pretraining hyperparameters (cvae / cgan / cinn).
+        unsupervised: FK-loss hyperparameters (unsupervised, and the CEMSSL warm start).
+        warmup_steps: for cemssl / emssl from scratch: FK-loss steps before the CEMSSL loop (0: none).
+        finetune: checkpoint to fine-tune with CEMSSL (the unified framework).
+        out: checkpoint path to write.
+        resume: continue a CEMSSL run from ``out``'s saved trainer state.
+        device, dtype: where and in which precision to train.
+    """
+
+    method: str
+    model: ModelConfig
+    cemssl: CEMSSLConfig = field(default_factory=CEMSSLConfig)
+    supervised: SupervisedConfig = field(default_factory=SupervisedConfig)
+    unsupervised: UnsupervisedConfig = field(default_factory=UnsupervisedConfig)
+    warmup_steps: int = 0
+    finetune: str | None = None
+    out: str = "model"
+    resume: bool = False
+    device: str = "cpu"
+    dtype: str = "float32"
+    command: str = ""
+
+
+@dataclass
+class TrainResult:
+    model: IKGenerator
+    path: Path
+    summary: dict[str, Any]
+
+
+def _state_path(out: str | Path) -> Path:
+    p = Path(out)
+    if p.suffix in (".safetensors", ".json"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".state.safetensors")
+
+
+def _save_state(out: str, trainer: CEMSSLTrainer) -> None:
+    from safetensors.torch import save
+
+    tensors = trainer.state_tensors()
+    meta = {"iteration": str(trainer.iteration), "history": json.dumps(trainer.history)}
+    atomic_write_bytes(_state_path(out), save(tensors, metadata=meta))
+
+
+def _load_state(out: str, trainer: CEMSSLTrainer) -> None:
+    from safetensors import safe_open
+
+    path = _state_path(out)
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no trainer state {path} (it is written next to the checkpoint during CEMSSL runs)")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    trainer.load_state_tensors(tensors, int(meta["iteration"]), json.loads(meta["history"]))
+
+
+def train_model(
+    chain: KinematicChain,
+    req: TrainRequest,
+    report: Callable[[str, dict], None] | None = None,
+) -> TrainResult:
+    """Train per ``req``; ``report(phase, info)`` receives progress (phase: warmup | pretrain | cemssl | unsupervised)."""
+    report = report or (lambda phase, info: None)
+    dtype = getattr(torch, req.dtype)
+    t_start = time.perf_counter()
+    summary: dict[str, Any] = {"method": req.method, "command": req.command, "phases": []}
+    cemssl_methods = ("cemssl", "emssl")
+
+    if req.finetune:
+        model, info = load_checkpoint(req.finetune, chain, device=req.device)
+        model.to(dtype)
+        summary["finetuned_from"] = {"path": str(info.path), "method": info.metadata["method"], "training": info.training}
+        summary["method"] = info.metadata["method"]
+    elif req.resume:
+        model, _ = load_checkpoint(req.out, chain, device=req.device)
+        model.to(dtype)
+    else:
+        model = new_model(chain, req.model).to(req.device, dtype)
+
+    def save(extra: dict) -> Path:
+        summary.update(extra)
+        summary["wall_seconds"] = time.perf_counter() - t_start
+        return save_checkpoint(req.out, model, chain, summary)
+
+    run_cemssl = req.finetune is not None or req.method in cemssl_methods
+    if req.method in ("cvae", "cgan", "cinn") and not req.finetune:
+        tr = SupervisedTrainer(model, chain, req.supervised)
+        reason = tr.run(lambda s, info, err: report("pretrain", {"step": s, "steps": req.supervised.steps, **info, "eval_error_mean": err}))
+        summary["phases"].append({"phase": "pretrain", "config": req.supervised.to_dict(), "stop": reason, "steps": tr.step_count, "history": tr.history})
+    elif req.method == "unsupervised" and not req.finetune:
+        tr_u = UnsupervisedTrainer(model, chain, req.unsupervised)
+        reason = tr_u.run(lambda s, loss, err: report("unsupervised", {"step": s, "steps": req.unsupervised.steps, "loss": loss, "eval_error_mean": err}))
+        summary["phases"].append({"phase": "unsupervised", "config": req.unsupervised.to_dict(), "stop": reason, "steps": tr_u.step_count, "history": tr_u.history})
+
+    if run_cemssl:
+        if req.warmup_steps and not req.finetune and not req.resume:
+            warm_cfg = UnsupervisedConfig(**{**req.unsupervised.to_dict(), "steps": req.warmup_steps})
+            tr_w = UnsupervisedTrainer(model, chain, warm_cfg)
+            reason = tr_w.run(lambda s, loss, err: report("warmup", {"step": s, "steps": req.warmup_steps, "loss": loss, "eval_error_mean": err}))
+            summary["phases"].append({"phase": "warmup", "config": warm_cfg.to_dict(), "stop": reason, "steps": tr_w.step_count, "history": tr_w.history})
+        trainer = CEMSSLTrainer(model, chain, req.cemssl)
+        if req.resume:
+            _load_state(req.out, trainer)
+        last_save = time.perf_counter()
+
+        def on_iteration(stats) -> None:
+            nonlocal last_save
+            report("cemssl", {**stats.__dict__, "iterations": req.cemssl.iterations})
+            # periodic checkpoint + trainer state: an interrupted run loses at most a minute
+            if time.perf_counter() - last_save > 60 or stats.iteration == req.cemssl.iterations:
+                save({"cemssl_partial": {"iterations_done": trainer.iteration}})
+                _save_state(req.out, trainer)
+                last_save = time.perf_counter()
+
+        reason = trainer.run(on_iteration)
+        summary.pop("cemssl_partial", None)
+        summary["phases"].append({"phase": "cemssl", "config": req.cemssl.to_dict(), "stop": reason, "iterations": trainer.iteration, "history": trainer.history})
+        _save_state(req.out, trainer)
+
+    path = save({})
+    return TrainResult(model, path, summary)

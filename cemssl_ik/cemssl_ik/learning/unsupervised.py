@@ -1,0 +1,163 @@
+"""Unsupervised training through the differentiable forward kinematics (paper 002).
+
+loss = ||FK(IM(p, z)) - p||^2  [+ w_rot * angle(R(IM(p, z)), R_target)^2 for pose targets]
+       [+ w_lim * soft joint-limit violation^2]  [+ w_obs * sum over spheres of relu(r + margin - d)^2]
+
+where d is the distance of every link origin on the chain to the sphere centre.  No ground-truth
+joint values are used: the targets are FK of random joint samples, the loss only asks that the
+predicted joints reach them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from ..kinematics.chain import KinematicChain
+from ..kinematics.transforms import rotation_angle
+from ..models.generators import IKGenerator
+from .targets import sample_targets
+
+__all__ = ["SphereObstacle", "FKLoss", "UnsupervisedConfig", "UnsupervisedTrainer"]
+
+
+@dataclass(frozen=True)
+class SphereObstacle:
+    """A sphere to keep the chain's link origins away from. centre (m), radius (m), margin (m)."""
+
+    center: tuple[float, float, float]
+    radius: float
+    margin: float = 0.02
+
+
+class FKLoss:
+    """Per-sample FK losses (B,) for predicted joints ``q`` (B, dof) against targets.
+
+    Args:
+        chain: the kinematic chain (its FK is differentiable).
+        rotation_weight: weight of the squared orientation angle (pose targets).
+        limit_weight: weight of the squared joint-limit violation (radians / metres).
+        obstacles: spheres for the obstacle distance loss.
+        obstacle_weight: weight of the obstacle loss.
+    """
+
+    def __init__(
+        self,
+        chain: KinematicChain,
+        rotation_weight: float = 0.1,
+        limit_weight: float = 1.0,
+        obstacles: Sequence[SphereObstacle] = (),
+        obstacle_weight: float = 1.0,
+    ) -> None:
+        self.chain = chain
+        self.rotation_weight = rotation_weight
+        self.limit_weight = limit_weight
+        self.obstacles = tuple(obstacles)
+        self.obstacle_weight = obstacle_weight
+        self.lower, self.upper = chain.learning_limits()
+
+    def __call__(self, q: torch.Tensor, position: torch.Tensor, rotation: torch.Tensor | None = None) -> torch.Tensor:
+        fk = self.chain.forward(q)
+        loss = ((fk.position - position.to(q)) ** 2).sum(-1)
+        if rotation is not None and self.rotation_weight:
+            loss = loss + self.rotation_weight * rotation_angle(fk.rotation, rotation.to(q)) ** 2
+        if self.limit_weight:
+            lo = torch.as_tensor(self.lower, dtype=q.dtype, device=q.device)
+            hi = torch.as_tensor(self.upper, dtype=q.dtype, device=q.device)
+            loss = loss + self.limit_weight * ((torch.relu(lo - q) + torch.relu(q - hi)) ** 2).sum(-1)
+        if self.obstacles and self.obstacle_weight:
+            _, frames = self.chain.link_frames(q)
+            origins = frames[..., :3, 3]  # (B, L, 3)
+            for ob in self.obstacles:
+                d = (origins - torch.as_tensor(ob.center, dtype=q.dtype, device=q.device)).norm(dim=-1)
+                loss = loss + self.obstacle_weight * (torch.relu(ob.radius + ob.margin - d) ** 2).sum(-1)
+        return loss
+
+
+@dataclass
+class UnsupervisedConfig:
+    """Hyperparameters of FK-loss training.
+
+    Attributes:
+        steps: optimizer steps; each draws a fresh batch of targets (a functionally infinite set).
+        batch_size: targets per step and member.
+        lr, lr_final: Adam learning rate, cosine-decayed to lr_final.
+        rotation_weight, limit_weight, obstacle_weight: loss weights (see :class:`FKLoss`).
+        obstacles: list of {"center": [x, y, z], "radius": r, "margin": m}.
+        eval_every: evaluate every this many steps (0: never).
+        max_seconds: wall-time budget (0: none).
+        seed: RNG seed.
+    """
+
+    steps: int = 20000
+    batch_size: int = 512
+    lr: float = 1e-3
+    lr_final: float = 1e-5
+    rotation_weight: float = 0.1
+    limit_weight: float = 1.0
+    obstacle_weight: float = 1.0
+    obstacles: list = field(default_factory=list)
+    eval_every: int = 1000
+    max_seconds: float = 0.0
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class UnsupervisedTrainer:
+    """Trains any :class:`IKGenerator`'s inverse pass with :class:`FKLoss` (all members at once)."""
+
+    def __init__(self, model: IKGenerator, chain: KinematicChain, config: UnsupervisedConfig) -> None:
+        self.model, self.chain, self.config = model, chain, config
+        obstacles = [SphereObstacle(tuple(o["center"]), float(o["radius"]), float(o.get("margin", 0.02))) for o in config.obstacles]
+        self.loss_fn = FKLoss(chain, config.rotation_weight, config.limit_weight, obstacles, config.obstacle_weight)
+        self.params = list(model.generator_parameters())
+        self.optimizer = torch.optim.Adam(self.params, lr=config.lr)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.step_count = 0
+        self.history: list[dict] = []
+
+    def current_lr(self) -> float:
+        c = self.config
+        frac = min(1.0, self.step_count / max(1, c.steps - 1))
+        return c.lr_final + 0.5 * (c.lr - c.lr_final) * (1 + math.cos(math.pi * frac))
+
+    def step(self) -> float:
+        m, c = self.model, self.config
+        M, B = m.num_members, c.batch_size
+        t = sample_targets(self.chain, M * B, self.generator)
+        pose = m.config.target == "pose"
+        cond = m.encode_targets(t.position, t.rotation if pose else None).reshape(M, B, -1)
+        z = torch.randn(M, B, m.latent_dim, generator=self.generator, dtype=torch.float64).to(m.device, m.dtype)
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.current_lr()
+        q = m.decode(m.generate(cond, z)).reshape(M * B, -1)
+        loss = self.loss_fn(q, t.position.to(m.device), t.rotation.to(m.device) if pose else None).mean() * M
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step_count += 1
+        return float(loss.detach()) / M
+
+    def run(self, callback: Callable[[int, float, float | None], None] | None = None) -> str:
+        from ..evaluation.precision import evaluate_precision
+
+        start = time.perf_counter()
+        eval_targets = sample_targets(self.chain, 1000, torch.Generator().manual_seed(self.config.seed + 7919))
+        while self.step_count < self.config.steps:
+            loss = self.step()
+            err = None
+            if self.config.eval_every and (self.step_count % self.config.eval_every == 0 or self.step_count == self.config.steps):
+                err = float(evaluate_precision(self.model, self.chain, targets=eval_targets, seed=self.config.seed + 1).position_error.mean())
+                self.history.append({"step": self.step_count, "loss": loss, "eval_error_mean": err})
+            if callback is not None:
+                callback(self.step_count, loss, err)
+            if self.config.max_seconds and time.perf_counter() - start > self.config.max_seconds:
+                return "time budget"
+        return "steps"

@@ -1,0 +1,46 @@
+"""Conditional inverse models (IM(target, z) -> q), their encodings and checkpoints."""
+
+from .checkpoint import FORMAT_VERSION, CheckpointError, CheckpointInfo, load_checkpoint, resolve_model_path, save_checkpoint
+from .encoding import JointCodec, TargetEncoder
+from .generators import CGAN, CINN, CVAE, METHODS, IKGenerator, MLPGenerator, ModelConfig, SampleResult, build_generator
+from .networks import BatchedLinear, BatchedMLP
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CheckpointError",
+    "CheckpointInfo",
+    "load_checkpoint",
+    "resolve_model_path",
+    "save_checkpoint",
+    "JointCodec",
+    "TargetEncoder",
+    "CGAN",
+    "CINN",
+    "CVAE",
+    "METHODS",
+    "IKGenerator",
+    "MLPGenerator",
+    "ModelConfig",
+    "SampleResult",
+    "build_generator",
+    "BatchedLinear",
+    "BatchedMLP",
+    "new_model",
+]
+
+
+def new_model(chain, config: ModelConfig, positions=None) -> IKGenerator:
+    """A freshly initialized model of ``config`` for ``chain`` (float32).
+
+    Workspace statistics for input normalization come from ``positions`` (N, 3), or from FK of
+    20,000 random configurations (seeded, deterministic).
+    """
+    import torch
+
+    if positions is None:
+        q = chain.sample_configurations(20_000, torch.Generator().manual_seed(12345))
+        positions = chain.forward(q).position
+    encoder = TargetEncoder.fit(config.target, positions)
+    lo, hi = chain.learning_limits()
+    codec = JointCodec(lo, hi, chain.periodic, config.output)
+    return build_generator(config, encoder, codec)

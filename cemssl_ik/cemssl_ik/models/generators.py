@@ -1,0 +1,308 @@
+"""Conditional inverse models sharing one contract: ``IM(target, z) -> q``.
+
+Every model holds M members (an ensemble; paper 000 §III-B) and exposes
+
+- :meth:`IKGenerator.generate` ``(cond (M, B, C), z (M, B, Z)) -> (M, B, out)``: the differentiable
+  inverse model in the codec's normalized output space (what CEMSSL trains with MSE);
+- :meth:`IKGenerator.sample`: targets (B, 3) [+ rotations] -> joint samples (B, K, dof), spreading
+  the K samples per target over the members;
+- :meth:`IKGenerator.generator_parameters`: the weights of the inverse pass (decoder, generator,
+  reverse INN), which CEMSSL fine-tunes in the unified framework (paper 000 §III-C).
+
+Models: :class:`MLPGenerator` (CEMSSL; EMSSL with ``latent_dim=0``; also the unsupervised FK-loss
+model), :class:`CVAE`, :class:`CGAN`, :class:`CINN` (FrEIA conditional coupling blocks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from .encoding import OUTPUT_KINDS, TARGET_KINDS, JointCodec, TargetEncoder
+from .networks import ACTIVATIONS, BatchedMLP
+
+__all__ = ["METHODS", "ModelConfig", "IKGenerator", "MLPGenerator", "CVAE", "CGAN", "CINN", "build_generator", "SampleResult"]
+
+#: training methods and the generator class each produces
+METHODS = ("cemssl", "emssl", "cvae", "cgan", "cinn", "unsupervised")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of an inverse model. Unknown keys are rejected by :meth:`from_dict`.
+
+    Attributes:
+        method: one of :data:`METHODS`.
+        target: ``position`` (3 inputs) or ``pose`` (position + 6D rotation).
+        latent_dim: dimension of z ~ N(0, I); 0 gives a deterministic single-solution model (EMSSL).
+            CINN needs latent_dim == number of outputs (= dof with sigmoid outputs).
+        members: ensemble size M.
+        hidden: hidden widths of the inverse network (paper 000: 1024, 512, 256, 128).
+        activation: hidden activation.
+        output: ``sigmoid`` (joint-limit normalized) or ``biternion`` (cos, sin per revolute joint).
+        encoder_hidden: CVAE encoder widths.
+        kl_weight: CVAE weight of the KL term.
+        discriminator_hidden: CGAN discriminator widths.
+        coupling_blocks: CINN number of affine coupling blocks.
+        coupling_hidden: CINN width of each coupling subnetwork (two hidden layers).
+    """
+
+    method: str = "cemssl"
+    target: str = "position"
+    latent_dim: int = 6
+    members: int = 6
+    hidden: tuple[int, ...] = (1024, 512, 256, 128)
+    activation: str = "relu"
+    output: str = "sigmoid"
+    encoder_hidden: tuple[int, ...] = (512, 256, 128)
+    kl_weight: float = 1e-3
+    discriminator_hidden: tuple[int, ...] = (512, 256, 128)
+    coupling_blocks: int = 8
+    coupling_hidden: int = 256
+
+    def __post_init__(self) -> None:
+        self.hidden = tuple(int(h) for h in self.hidden)
+        self.encoder_hidden = tuple(int(h) for h in self.encoder_hidden)
+        self.discriminator_hidden = tuple(int(h) for h in self.discriminator_hidden)
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.target not in TARGET_KINDS:
+            raise ValueError(f"target must be one of {TARGET_KINDS}, got {self.target!r}")
+        if self.output not in OUTPUT_KINDS:
+            raise ValueError(f"output must be one of {OUTPUT_KINDS}, got {self.output!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.latent_dim < 0 or self.members < 1 or not self.hidden or min(self.hidden) < 1:
+            raise ValueError("latent_dim must be >= 0, members >= 1, hidden non-empty positive widths")
+        if self.method == "emssl" and self.latent_dim != 0:
+            raise ValueError("emssl is the single-solution model: use latent_dim=0")
+        if self.method in ("cvae", "cgan", "cinn") and self.latent_dim < 1:
+            raise ValueError(f"{self.method} needs latent_dim >= 1")
+        if self.method == "cinn" and self.output != "sigmoid":
+            raise ValueError("cinn models joint values directly: use output='sigmoid'")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k in ("hidden", "encoder_hidden", "discriminator_hidden"):
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown model config key(s) {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """Joint samples for B targets.
+
+    Attributes:
+        q: (B, K, dof) joint values within the learning limits.
+        member: (K,) ensemble member that produced sample k.
+        z: (B, K, Z) latents used.
+    """
+
+    q: torch.Tensor
+    member: torch.Tensor
+    z: torch.Tensor
+
+
+class IKGenerator(nn.Module):
+    """Base class: condition encoding, joint codec and member bookkeeping shared by all models."""
+
+    def __init__(self, config: ModelConfig, target_encoder: TargetEncoder, codec: JointCodec) -> None:
+        super().__init__()
+        if target_encoder.kind != config.target:
+            raise ValueError(f"target encoder kind {target_encoder.kind!r} does not match config target {config.target!r}")
+        self.config = config
+        self.target_encoder = target_encoder
+        self.codec = codec
+        self.latent_dim = config.latent_dim
+        self.num_members = config.members
+        self.cond_dim = target_encoder.dim
+        self.out_dim = codec.out_dim
+
+    # -- the contract ------------------------------------------------------------------
+    def generate(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """(M, B, C), (M, B, Z) -> (M, B, out) normalized outputs (differentiable)."""
+        raise NotImplementedError
+
+    def generator_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the inverse pass (fine-tuned by CEMSSL)."""
+        raise NotImplementedError
+
+    # -- helpers -------------------------------------------------------------------------
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def encode_targets(self, position: torch.Tensor, rotation: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3) [+ (B, 3, 3)] -> (B, C) condition features in the model dtype."""
+        return self.target_encoder.encode(position.to(self.device, self.dtype), None if rotation is None else rotation.to(self.device, self.dtype))
+
+    def sample_latent(self, *shape: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(*shape, self.latent_dim, generator=generator, dtype=self.dtype, device=self.device)
+
+    def decode(self, normalized: torch.Tensor) -> torch.Tensor:
+        return self.codec.decode(normalized)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        position: torch.Tensor,
+        rotation: torch.Tensor | None = None,
+        num_samples: int = 1,
+        generator: torch.Generator | None = None,
+        z: torch.Tensor | None = None,
+    ) -> SampleResult:
+        """K = ``num_samples`` joint samples per target; sample k comes from member k mod M.
+
+        Args:
+            position: (B, 3) target positions (metres) in the chain base frame.
+            rotation: (B, 3, 3) target rotations for pose models.
+            num_samples: K.
+            generator: RNG for the latents.
+            z: optional (B, K, Z) latents instead of random ones.
+        """
+        if position.ndim != 2 or position.shape[-1] != 3:
+            raise ValueError(f"position must be (B, 3), got {tuple(position.shape)}")
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        B, K, M = position.shape[0], num_samples, self.num_members
+        cond = self.encode_targets(position, rotation)  # (B, C)
+        if z is None:
+            z = self.sample_latent(B, K, generator=generator)
+        elif z.shape != (B, K, self.latent_dim):
+            raise ValueError(f"z must be (B={B}, K={K}, Z={self.latent_dim}), got {tuple(z.shape)}")
+        z = z.to(self.device, self.dtype)
+        per = math.ceil(K / M)
+        # slot k -> member k % M, position k // M within that member's batch
+        pad = per * M - K
+        z_full = torch.cat([z, z.new_zeros(B, pad, self.latent_dim)], dim=1) if pad else z
+        z_m = z_full.reshape(B, per, M, self.latent_dim).permute(2, 0, 1, 3).reshape(M, B * per, self.latent_dim)
+        cond_m = cond[None, :, None, :].expand(M, B, per, self.cond_dim).reshape(M, B * per, self.cond_dim)
+        out = self.generate(cond_m, z_m)  # (M, B*per, out)
+        q = self.decode(out).reshape(M, B, per, -1).permute(1, 2, 0, 3).reshape(B, per * M, -1)[:, :K]
+        member = torch.arange(K, device=self.device) % M
+        return SampleResult(q, member, z)
+
+
+class MLPGenerator(IKGenerator):
+    """CEMSSL / EMSSL inverse model: an ensemble of MLPs on [condition, z] (paper 000 Table I)."""
+
+    def __init__(self, config: ModelConfig, target_encoder: TargetEncoder, codec: JointCodec) -> None:
+        super().__init__(config, target_encoder, codec)
+        self.net = BatchedMLP(config.members, self.cond_dim + self.latent_dim, self.out_dim, config.hidden, config.activation)
+
+    def generate(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([cond, z], dim=-1) if self.latent_dim else cond
+        return self.codec.activate(self.net(x))
+
+    def generator_parameters(self) -> Iterator[nn.Parameter]:
+        return self.net.parameters()
+
+
+class CVAE(IKGenerator):
+    """Conditional VAE (Sohn et al.): encoder q(z | q, p), decoder p(q | z, p) = the inverse model."""
+
+    def __init__(self, config: ModelConfig, target_encoder: TargetEncoder, codec: JointCodec) -> None:
+        super().__init__(config, target_encoder, codec)
+        self.decoder = BatchedMLP(config.members, self.cond_dim + self.latent_dim, self.out_dim, config.hidden, config.activation)
+        self.encoder = BatchedMLP(config.members, self.cond_dim + self.out_dim, 2 * self.latent_dim, config.encoder_hidden, config.activation)
+
+    def generate(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.codec.activate(self.decoder(torch.cat([cond, z], dim=-1)))
+
+    def encode(self, cond: torch.Tensor, target_normalized: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M, B, C), (M, B, out) -> mean, log-variance (M, B, Z) of q(z | q, p)."""
+        h = self.encoder(torch.cat([cond, target_normalized], dim=-1))
+        return h[..., : self.latent_dim], h[..., self.latent_dim :].clamp(-12.0, 8.0)
+
+    def generator_parameters(self) -> Iterator[nn.Parameter]:
+        return self.decoder.parameters()
+
+
+class CGAN(IKGenerator):
+    """Conditional GAN (Mirza & Osindero): generator G(z, p) = the inverse model, discriminator D(q, p)."""
+
+    def __init__(self, config: ModelConfig, target_encoder: TargetEncoder, codec: JointCodec) -> None:
+        super().__init__(config, target_encoder, codec)
+        self.generator_net = BatchedMLP(config.members, self.cond_dim + self.latent_dim, self.out_dim, config.hidden, config.activation)
+        self.discriminator = BatchedMLP(config.members, self.cond_dim + self.out_dim, 1, config.discriminator_hidden, "leaky_relu")
+
+    def generate(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.codec.activate(self.generator_net(torch.cat([cond, z], dim=-1)))
+
+    def discriminate(self, cond: torch.Tensor, normalized: torch.Tensor) -> torch.Tensor:
+        """(M, B, C), (M, B, out) -> (M, B) logits of 'real'."""
+        return self.discriminator(torch.cat([cond, normalized], dim=-1)).squeeze(-1)
+
+    def generator_parameters(self) -> Iterator[nn.Parameter]:
+        return self.generator_net.parameters()
+
+
+class CINN(IKGenerator):
+    """Conditional invertible network (Ardizzone et al.) built from FrEIA's affine coupling blocks.
+
+    The forward pass maps joint values y = 2 * unit - 1 (unit: joint-limit normalized) to z given the
+    target; the reverse pass (z, target) -> y is the inverse model.  Trained by maximum likelihood.
+    """
+
+    def __init__(self, config: ModelConfig, target_encoder: TargetEncoder, codec: JointCodec) -> None:
+        super().__init__(config, target_encoder, codec)
+        if self.latent_dim != self.out_dim:
+            raise ValueError(f"cinn needs latent_dim == number of joints ({self.out_dim}), got {self.latent_dim}")
+        import FrEIA.framework as Ff
+        import FrEIA.modules as Fm
+
+        width = config.coupling_hidden
+
+        def subnet(c_in: int, c_out: int) -> nn.Module:
+            net = nn.Sequential(nn.Linear(c_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, c_out))
+            nn.init.zeros_(net[-1].weight)  # start as the identity map: stable early training
+            nn.init.zeros_(net[-1].bias)
+            return net
+
+        self.inns = nn.ModuleList()
+        for _ in range(config.members):
+            inn = Ff.SequenceINN(self.out_dim)
+            for _ in range(config.coupling_blocks):
+                inn.append(Fm.AllInOneBlock, cond=0, cond_shape=(self.cond_dim,), subnet_constructor=subnet, affine_clamping=2.0, permute_soft=True)
+            self.inns.append(inn)
+
+    def forward_density(self, cond: torch.Tensor, normalized: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M, B, C), (M, B, out) -> z (M, B, Z), log|det J| (M, B)."""
+        zs, lds = [], []
+        for m, inn in enumerate(self.inns):
+            z, ld = inn(2 * normalized[m] - 1, c=[cond[m]])
+            zs.append(z)
+            lds.append(ld)
+        return torch.stack(zs), torch.stack(lds)
+
+    def generate(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        ys = [inn(z[m], c=[cond[m]], rev=True)[0] for m, inn in enumerate(self.inns)]
+        return ((torch.stack(ys) + 1) / 2).clamp(0.0, 1.0)
+
+    def generator_parameters(self) -> Iterator[nn.Parameter]:
+        return self.inns.parameters()
+
+
+_CLASSES = {"cemssl": MLPGenerator, "emssl": MLPGenerator, "unsupervised": MLPGenerator, "cvae": CVAE, "cgan": CGAN, "cinn": CINN}
+
+
+def build_generator(config: ModelConfig, target_encoder: TargetEncoder, codec: JointCodec) -> IKGenerator:
+    """Instantiate the model class of ``config.method``."""
+    return _CLASSES[config.method](config, target_encoder, codec)

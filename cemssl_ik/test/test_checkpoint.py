@@ -1,0 +1,117 @@
+"""Checkpoints: exact round trip, robot verification, corrupt files refused, no pickle anywhere."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from cemssl_ik.kinematics import load_robot, planar_arm
+from cemssl_ik.models import CheckpointError, ModelConfig, load_checkpoint, new_model, save_checkpoint
+
+
+def _model(method="cemssl", chain=None):
+    chain = chain or load_robot("ur3")
+    kw = dict(method=method, latent_dim=6, members=2, hidden=(32, 32), output="biternion")
+    if method == "cinn":
+        kw.update(members=1, output="sigmoid", coupling_blocks=2, coupling_hidden=16)
+    if method in ("cvae", "cgan"):
+        kw.update(members=1)
+    model = new_model(chain, ModelConfig(**kw))
+    with torch.no_grad():  # non-trivial weights everywhere (CINN subnets start at zero)
+        for name, p in model.named_parameters():
+            if "perm" not in name:
+                p.add_(0.01 * torch.randn_like(p))
+    return chain, model
+
+
+@pytest.mark.parametrize("method", ["cemssl", "cvae", "cgan", "cinn"])
+def test_round_trip_reproduces_outputs_exactly(tmp_path, method):
+    chain, model = _model(method)
+    path = save_checkpoint(tmp_path / "m", model, chain, {"note": "test"})
+    assert path.name == "m.safetensors" and (tmp_path / "m.json").is_file()
+    loaded, info = load_checkpoint(tmp_path / "m", chain)
+    assert info.metadata["method"] == method and info.training["note"] == "test"
+    assert info.metadata["robot"]["joint_names"] == list(chain.joint_names)
+    pos = chain.forward(chain.sample_configurations(10, torch.Generator().manual_seed(0))).position
+    z = torch.randn(10, 5, 6)
+    a = model.eval().sample(pos, num_samples=5, z=z).q
+    b = loaded.sample(pos, num_samples=5, z=z).q
+    assert torch.equal(a, b)
+
+
+def test_other_robot_is_refused(tmp_path):
+    chain, model = _model()
+    save_checkpoint(tmp_path / "m", model, chain)
+    with pytest.raises(CheckpointError, match="trained for robot 'ur3'"):
+        load_checkpoint(tmp_path / "m", planar_arm(6))
+    with pytest.raises(CheckpointError, match="chain base->tool0 vs base_link->tool0|URDF hash|chain"):
+        load_checkpoint(tmp_path / "m", load_robot("ur3", base_link="base"))
+
+
+def test_corrupt_or_missing_files_are_refused(tmp_path):
+    chain, model = _model()
+    save_checkpoint(tmp_path / "m", model, chain)
+    weights = tmp_path / "m.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[-5] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_checkpoint(tmp_path / "m", chain)
+    (tmp_path / "m.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(tmp_path / "m", chain)
+    with pytest.raises(CheckpointError, match="needs both"):
+        load_checkpoint(tmp_path / "nothing_here", chain)
+    with pytest.raises(CheckpointError, match="not a file, and not a shipped model name"):
+        load_checkpoint("no_such_model_name", chain)
+
+
+def test_unknown_format_version_and_architecture_mismatch(tmp_path):
+    chain, model = _model()
+    save_checkpoint(tmp_path / "m", model, chain)
+    meta = json.loads((tmp_path / "m.json").read_text())
+    meta["format_version"] = 99
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="format version 99"):
+        load_checkpoint(tmp_path / "m", chain)
+    meta["format_version"] = 1
+    meta["model_config"]["hidden"] = [64, 64]  # weights are 32 wide
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="architecture"):
+        load_checkpoint(tmp_path / "m", chain)
+
+
+def test_weights_file_is_not_a_pickle(tmp_path):
+    chain, model = _model()
+    save_checkpoint(tmp_path / "m", model, chain)
+    head = (tmp_path / "m.safetensors").read_bytes()[:16]
+    assert not head.startswith(b"\x80") and not head.startswith(b"PK")  # neither pickle nor torch zip
+
+
+def test_cli_train_eval_and_resume(tmp_path):
+    """`cemssl-ik train` writes a loadable checkpoint; `eval --json` reports the documented fields."""
+    out = tmp_path / "p3"
+    cmd = [sys.executable, "-m", "cemssl_ik.cli", "train", "--robot", "planar3", "--members", "2", "--hidden", "32,32", "--iterations", "3", "--epochs", "1",
+           "--samples-per-iteration", "128", "--eval-every", "0", "--threads", "1", "--out", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "p3.state.safetensors").is_file()
+    meta = json.loads((tmp_path / "p3.json").read_text())
+    assert meta["training"]["phases"][-1]["iterations"] == 3
+    resumed = subprocess.run([*cmd[:-2], "--iterations", "5", "--resume", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    meta = json.loads((tmp_path / "p3.json").read_text())
+    assert meta["training"]["phases"][-1]["iterations"] == 5 and len(meta["training"]["phases"][-1]["history"]) == 5
+    ev = subprocess.run([sys.executable, "-m", "cemssl_ik.cli", "eval", "--model", str(out), "--targets", "50", "--samples", "2", "--json"], capture_output=True, text=True, timeout=300)
+    assert ev.returncode == 0, ev.stderr
+    data = json.loads(ev.stdout)
+    assert set(data["position_error_mm"]) == {"mean", "median", "p95", "max"}
+    assert data["num_targets"] == 50 and data["samples_per_target"] == 2 and 0 <= data["in_limits_fraction"] <= 1
+    assert all(math.isfinite(v) for v in data["position_error_mm"].values()) and data["seconds"] > 0
+    bad = subprocess.run([sys.executable, "-m", "cemssl_ik.cli", "eval", "--model", str(tmp_path / "missing")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "needs both" in bad.stderr

@@ -1,0 +1,149 @@
+"""Learning core at small scale: CEMSSL, baselines, CINN invertibility, ensemble coverage, FK loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from cemssl_ik.evaluation.precision import evaluate_precision
+from cemssl_ik.kinematics import load_robot, planar_arm
+from cemssl_ik.learning import CEMSSLConfig, CEMSSLTrainer, FKLoss, SphereObstacle, UnsupervisedConfig, UnsupervisedTrainer
+from cemssl_ik.learning.supervised import SupervisedConfig, SupervisedTrainer
+from cemssl_ik.models import CINN, JointCodec, ModelConfig, TargetEncoder, new_model
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(2)
+
+
+def small(method: str, chain, **kw) -> ModelConfig:
+    defaults = dict(method=method, latent_dim=2, members=2, hidden=(128, 128), output="biternion")
+    if method == "cinn":
+        defaults.update(latent_dim=chain.dof, members=1, output="sigmoid", coupling_blocks=4, coupling_hidden=64)
+    elif method in ("cvae", "cgan"):
+        defaults.update(members=1)
+    defaults.update(kw)
+    return ModelConfig(**defaults)
+
+
+def test_cemssl_lowers_planar3_error_tenfold():
+    torch.manual_seed(0)
+    chain = planar_arm(3, limit=math.pi / 2)
+    model = new_model(chain, small("cemssl", chain))
+    before = evaluate_precision(model, chain, 500, seed=3).position_error.mean()
+    cfg = CEMSSLConfig(iterations=20, epochs=3, samples_per_iteration=1024, lr=2e-3, lr_final=1e-4, exploration_noise=0.25, exploration_fraction=0.5, eval_every=0, seed=0)
+    trainer = CEMSSLTrainer(model, chain, cfg)
+    assert trainer.run() == "iterations"
+    after = evaluate_precision(model, chain, 500, seed=3).position_error.mean()
+    assert after * 10 <= before, f"mean error {before * 1e3:.1f} mm -> {after * 1e3:.1f} mm"
+    assert len(trainer.history) == 20 and trainer.history[-1]["lr"] == pytest.approx(1e-4)
+
+
+def test_emssl_is_cemssl_without_latent():
+    chain = planar_arm(2, limit=math.pi / 2)
+    model = new_model(chain, small("emssl", chain, latent_dim=0, members=1))
+    stats = CEMSSLTrainer(model, chain, CEMSSLConfig(iterations=2, epochs=1, samples_per_iteration=256, eval_every=0)).step()
+    assert math.isfinite(stats.train_loss) and stats.valid_fraction == 1.0
+    res = model.sample(torch.tensor([[0.5, 0.2, 0.0]]), num_samples=3)
+    assert torch.allclose(res.q[0, 0], res.q[0, 1]) and torch.allclose(res.q[0, 0], res.q[0, 2])  # one solution
+
+
+@pytest.mark.parametrize("method", ["cvae", "cgan", "cinn", "cemssl"])
+@pytest.mark.parametrize("target", ["position", "pose"])
+def test_every_model_trains_and_samples_with_the_right_shapes(method, target):
+    chain = load_robot("ur3")
+    model = new_model(chain, small(method, chain, target=target))
+    if method == "cemssl":
+        CEMSSLTrainer(model, chain, CEMSSLConfig(iterations=1, epochs=1, samples_per_iteration=128, eval_every=0)).run()
+    else:
+        tr = SupervisedTrainer(model, chain, SupervisedConfig(steps=3, batch_size=32, eval_every=0))
+        tr.run()
+        assert tr.step_count == 3
+    fk = chain.forward(chain.sample_configurations(5, torch.Generator().manual_seed(0)))
+    res = model.sample(fk.position, fk.rotation if target == "pose" else None, num_samples=7)
+    assert res.q.shape == (5, 7, 6) and res.member.shape == (7,) and res.z.shape == (5, 7, model.latent_dim)
+    assert torch.isfinite(res.q).all()
+    lo, hi = chain.learning_limits()
+    assert (res.q >= torch.tensor(lo) - 1e-5).all() and (res.q <= torch.tensor(hi) + 1e-5).all()
+    if target == "pose":
+        with pytest.raises(ValueError, match="rotation"):
+            model.sample(fk.position, None)
+
+
+def test_cinn_is_invertible():
+    torch.manual_seed(1)
+    chain = load_robot("ur3")
+    model = new_model(chain, small("cinn", chain))
+    assert isinstance(model, CINN)
+    # perturb the zero-initialized last layers so the test exercises non-trivial couplings
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "subnet" in name:
+                p.add_(0.05 * torch.randn_like(p))
+    fk = chain.forward(chain.sample_configurations(64, torch.Generator().manual_seed(2)))
+    cond = model.encode_targets(fk.position)[None]
+    z = torch.randn(1, 64, model.latent_dim)
+    y = model.generate(cond, z)  # reverse pass (z, p) -> normalized q
+    interior = ((y > 1e-4) & (y < 1 - 1e-4)).all(-1)
+    z_back, log_jac = model.forward_density(cond, y)
+    assert interior.any()
+    torch.testing.assert_close(z_back[0][interior[0]], z[0][interior[0]], atol=1e-4, rtol=1e-4)
+    assert torch.isfinite(log_jac).all()
+
+
+def test_ensemble_covers_both_elbow_branches_of_a_planar_2link_target():
+    torch.manual_seed(0)
+    chain = planar_arm(2, [0.5, 0.5], limit=math.pi)
+    # supervised CVAE on both branches, then every member sees the whole distribution
+    model = new_model(chain, small("cemssl", chain, members=4, latent_dim=2))
+    trainer = CEMSSLTrainer(model, chain, CEMSSLConfig(iterations=25, epochs=3, samples_per_iteration=1024, lr=2e-3, lr_final=1e-4, eval_every=0, seed=1))
+    trainer.run()
+    target = torch.tensor([[0.45, 0.35, 0.0]], dtype=torch.float64)
+    q = model.sample(target, num_samples=64, generator=torch.Generator().manual_seed(0)).q[0].double()
+    err = (chain.forward(q).position - target).norm(dim=-1)
+    good = q[err < 0.1]
+    assert len(good) >= 16
+    elbow = torch.sin(good[:, 1])
+    assert (elbow > 0.2).any() and (elbow < -0.2).any(), "samples cover only one elbow branch"
+
+
+def test_unsupervised_fk_loss_training_reduces_error():
+    torch.manual_seed(0)
+    chain = planar_arm(3, limit=math.pi / 2)
+    model = new_model(chain, small("unsupervised", chain))
+    before = evaluate_precision(model, chain, 300).position_error.mean()
+    UnsupervisedTrainer(model, chain, UnsupervisedConfig(steps=400, batch_size=256, lr=2e-3, lr_final=1e-4, eval_every=0)).run()
+    after = evaluate_precision(model, chain, 300).position_error.mean()
+    assert after * 4 <= before
+
+
+def test_fk_loss_terms():
+    chain = planar_arm(2, [0.5, 0.5], limit=1.0)
+    q = torch.tensor([[0.0, 0.0], [1.5, 0.0]], dtype=torch.float64, requires_grad=True)
+    target = chain.forward(q.detach()).position
+    loss = FKLoss(chain, limit_weight=1.0)(q, target).detach()
+    assert loss[0].item() == 0 and loss[1].item() == pytest.approx(0.25)  # 0.5 rad over the +1 rad limit, squared
+    obstacle = SphereObstacle((0.5, 0.0, 0.0), radius=0.1, margin=0.0)
+    with_obs = FKLoss(chain, limit_weight=0.0, obstacles=[obstacle])(q, target)
+    # joint-2 origin sits at the sphere centre for q = 0; moved away for q1 = 1.5
+    assert with_obs[0].item() == pytest.approx(0.01) and with_obs[1].item() == 0
+    with_obs.sum().backward()
+    assert torch.isfinite(q.grad).all()
+
+
+def test_codec_round_trip_and_target_encoder():
+    chain = load_robot("ur3")
+    lo, hi = chain.learning_limits()
+    q = chain.sample_configurations(100, torch.Generator().manual_seed(0))
+    for kind in ("sigmoid", "biternion"):
+        codec = JointCodec(lo, hi, chain.periodic, kind)
+        torch.testing.assert_close(codec.decode(codec.normalize(q)), q, atol=1e-9, rtol=0)
+    enc = TargetEncoder.fit("pose", chain.forward(q).position)
+    assert enc.encode(chain.forward(q).position, chain.forward(q).rotation).shape == (100, 9)
+    with pytest.raises(ValueError, match="unknown model config key"):
+        ModelConfig.from_dict({"method": "cemssl", "widht": 3})
+    with pytest.raises(ValueError, match="latent_dim=0"):
+        ModelConfig(method="emssl", latent_dim=6)
