@@ -19,6 +19,8 @@ setup(
         data("launch", "launch/*.launch.py"),
         data("config", "config/*.yaml"),
         data("urdf", "urdf/*.urdf"),
+        data("models", "models/*.safetensors"),
+        ("share/" + package_name + "/models", sorted(glob("models/*.json")) + sorted(glob("models/README.md"))),
     ],
     python_requires=">=3.10",
     install_requires=["setuptools"],

@@ -238,6 +238,79 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_sampling(args: argparse.Namespace) -> int:
+    import torch
+
+    from .evaluation.bench_sampling import run_sampling_benchmark
+    from .kinematics import load_robot
+    from .models import ModelConfig, load_checkpoint, new_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.model:
+        model, info = load_checkpoint(args.model)
+        robot = info.metadata["robot"]
+        chain = load_robot(robot["name"], robot["base_link"], robot["tip_link"]) if robot["name"] == "ur3" else load_robot(robot["name"])
+    else:
+        chain = load_robot(args.robot)
+        model = new_model(chain, ModelConfig(members=6))  # paper 000 Table I network, untrained: timing only
+    rows = run_sampling_benchmark(model, chain, args.samples, args.inference_batch)
+    if args.json:
+        print(json.dumps({"rows": rows}, indent=2))
+    else:
+        base = rows[0]["total_seconds"]
+        print(f"| strategy | inference [s] | forward model [s] | total [s] | speed-up | ({args.samples} samples, {chain.name})")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['strategy']} | {r['inference_seconds']:.3f} | {r['forward_seconds']:.3f} | {r['total_seconds']:.3f} | {base / r['total_seconds']:.1f}x |")
+    return 0
+
+
+def _cmd_solve(args: argparse.Namespace) -> int:
+    import torch
+
+    from .kinematics import load_robot, quaternion_to_matrix
+    from .models import load_checkpoint
+    from .solver import IKSolver, SolverOptions
+
+    if len(args.target) not in (3, 7):
+        raise CLIError(f"target must be x y z (position) or x y z qx qy qz qw (pose), got {len(args.target)} numbers")
+    _, info = load_checkpoint(args.model)
+    robot = info.metadata["robot"]
+    chain = load_robot(robot["name"], robot["base_link"], robot["tip_link"]) if robot["name"] == "ur3" else load_robot(robot["name"])
+    model, _ = load_checkpoint(args.model, chain)
+    pos = torch.tensor([_finite(args.target[:3], "position")], dtype=torch.float64)
+    rot = quaternion_to_matrix(torch.tensor(_unit_quaternion(args.target[3:]), dtype=torch.float64))[None] if len(args.target) == 7 else None
+    seed = None
+    if args.seed_joints is not None:
+        if len(args.seed_joints) != chain.dof:
+            raise CLIError(f"--seed-joints needs {chain.dof} values {list(chain.joint_names)}, got {len(args.seed_joints)}")
+        seed = torch.tensor(_finite(args.seed_joints, "seed joints"), dtype=torch.float64)
+    opts = SolverOptions(num_solutions=args.k, refine=not args.no_refine, position_tolerance=args.position_tolerance, orientation_tolerance=args.orientation_tolerance)
+    if not opts.refine:
+        opts.position_tolerance, opts.orientation_tolerance = math.inf, math.inf
+    res = IKSolver(model, chain).solve(pos, rot, seed, opts)
+    ok = res.valid[0]
+    out = {
+        "joint_names": list(chain.joint_names),
+        "solutions": res.solutions[0][ok].tolist(),
+        "position_errors": res.position_error[0][ok].tolist(),
+        "orientation_errors": res.orientation_error[0][ok].tolist() if rot is not None else [],
+        "branches": res.branch[0][ok].tolist(),
+        "refined": opts.refine,
+        "seconds": sum(res.timings.values()),
+    }
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{len(out['solutions'])} distinct solution(s) of {args.k} requested ({'refined' if opts.refine else 'raw model samples'}, {out['seconds'] * 1e3:.1f} ms):")
+        print(f"  {'branch':>6}  " + " ".join(f"{n[:11]:>11}" for n in chain.joint_names) + "   pos_err[m]" + ("  rot_err[rad]" if rot is not None else ""))
+        for i, q in enumerate(out["solutions"]):
+            rot_col = f"   {out['orientation_errors'][i]:.2e}" if rot is not None else ""
+            print(f"  {out['branches'][i]:>6}  " + " ".join(f"{v:+11.6f}" for v in q) + f"   {out['position_errors'][i]:.2e}" + rot_col)
+    return 0 if out["solutions"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cemssl-ik", description="Multi-solution learned inverse kinematics (CEMSSL).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -299,6 +372,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=_cmd_eval)
 
+    so = sub.add_parser("solve", help="multi-solution IK of one target with a learned model (+ refinement)")
+    so.add_argument("--model", required=True, help="shipped model name or checkpoint path")
+    so.add_argument("-k", type=int, default=8, help="number of distinct solutions (default 8)")
+    so.add_argument("--seed-joints", type=float, nargs="+", default=None, help="seed joint values (chain order): ranks solutions and picks 2*pi copies")
+    so.add_argument("--no-refine", action="store_true", help="return the model's raw samples (no damped least squares)")
+    so.add_argument("--position-tolerance", type=float, default=1e-6, help="metres")
+    so.add_argument("--orientation-tolerance", type=float, default=1e-5, help="radians")
+    so.add_argument("--json", action="store_true")
+    so.add_argument("target", nargs="+", type=float, help="x y z [qx qy qz qw] in the chain base frame")
+    so.set_defaults(func=_cmd_solve)
+
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     bfk = bench_sub.add_parser("fk", help="FK throughput (ours vs pytorch-kinematics and ur-analytic-ik)")
@@ -307,6 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
     bfk.add_argument("--min-seconds", type=float, default=0.5, help="time each cell at least this long")
     bfk.add_argument("--json", action="store_true", help="print JSON")
     bfk.set_defaults(func=_cmd_bench_fk)
+    bs = bench_sub.add_parser("sampling", help="paper 003 Table III: CEMSSL data-sampling time, loop vs batch vs vectorized")
+    bs.add_argument("--model", default=None, help="checkpoint (default: an untrained paper-sized UR3 ensemble)")
+    bs.add_argument("--robot", default="ur3")
+    bs.add_argument("--samples", type=int, default=2048)
+    bs.add_argument("--inference-batch", type=int, default=512)
+    bs.add_argument("--threads", type=int, default=0)
+    bs.add_argument("--json", action="store_true")
+    bs.set_defaults(func=_cmd_bench_sampling)
     return parser
 
 

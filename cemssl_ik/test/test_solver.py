@@ -1,0 +1,100 @@
+"""IKSolver: refinement to machine precision, distinctness, seed ordering, 2*pi copies within limits."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from cemssl_ik.kinematics import load_robot, rotation_angle
+from cemssl_ik.models import ModelConfig, new_model
+from cemssl_ik.solver import IKSolver, SolverOptions, refine
+
+
+@pytest.fixture(scope="module")
+def chain():
+    return load_robot("ur3")
+
+
+@pytest.fixture(scope="module")
+def solver(chain):
+    # An untrained ensemble is a broad sampler: refinement does the rest, which is what this tests.
+    torch.manual_seed(0)
+    model = new_model(chain, ModelConfig(latent_dim=6, members=3, hidden=(64, 64), output="biternion"))
+    return IKSolver(model, chain)
+
+
+def _targets(chain, n, seed):
+    q = chain.sample_configurations(n, torch.Generator().manual_seed(seed))
+    return q, chain.forward(q)
+
+
+def test_refinement_reaches_machine_precision_position_and_pose(chain):
+    q_true, fk = _targets(chain, 300, 1)
+    start = q_true + 0.05 * torch.randn(q_true.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    q_pos = refine(chain, start, fk.position, None, iterations=30, damping=1e-9)
+    assert (chain.forward(q_pos).position - fk.position).norm(dim=-1).max() <= 1e-9
+    q_pose = refine(chain, start, fk.position, fk.rotation, iterations=30, damping=1e-9)
+    out = chain.forward(q_pose)
+    assert (out.position - fk.position).norm(dim=-1).max() <= 1e-9
+    assert rotation_angle(out.rotation, fk.rotation).max() <= 1e-9
+    # the refined solution stays in the branch it started from: near the generating configuration
+    # (except rare near-singular samples, where wrist joints can trade angle along the singular set)
+    assert ((q_pose - q_true).abs().amax(-1) < 0.2).double().mean() >= 0.99
+
+
+def test_position_solutions_are_valid_distinct_and_in_limits(chain, solver):
+    _, fk = _targets(chain, 20, 3)
+    opts = SolverOptions(num_solutions=8, distinct_tolerance=0.05)
+    res = solver.solve(fk.position, options=opts)
+    assert res.solutions.shape == (20, 8, 6) and res.valid.shape == (20, 8)
+    assert res.valid.all(), res.num_valid
+    assert res.position_error.max() <= 1e-6
+    reached = chain.forward(res.solutions).position
+    assert (reached - fk.position[:, None]).norm(dim=-1).max() <= 1e-6
+    assert chain.within_limits(res.solutions).all()
+    for b in range(20):
+        q = res.solutions[b]
+        d = torch.remainder(q[:, None] - q[None] + math.pi, 2 * math.pi) - math.pi
+        dist = d.abs().amax(-1) + torch.eye(8, dtype=torch.float64) * 10
+        assert dist.min() > opts.distinct_tolerance
+    assert ((res.branch >= 0) & (res.branch < 8)).all()
+
+
+def test_pose_solutions_reach_the_pose(chain, solver):
+    _, fk = _targets(chain, 10, 4)
+    res = solver.solve(fk.position, fk.rotation, options=SolverOptions(num_solutions=4, oversample=8))
+    assert res.valid.any(1).all()
+    sol = res.solutions[res.valid]
+    out = chain.forward(sol)
+    idx = torch.nonzero(res.valid)[:, 0]
+    assert (out.position - fk.position[idx]).norm(dim=-1).max() <= 1e-6
+    assert rotation_angle(out.rotation, fk.rotation[idx]).max() <= 1e-5
+
+
+def test_seed_orders_solutions_and_picks_nearest_copies(chain, solver):
+    _, fk = _targets(chain, 5, 5)
+    seed = torch.tensor([1.0, -2.0, 1.5, -4.0, 5.0, -5.5], dtype=torch.float64)
+    res = solver.solve(fk.position, seed=seed, options=SolverOptions(num_solutions=6))
+    assert res.valid.all()
+    d = (res.solutions - seed).norm(dim=-1)
+    assert (d[:, 1:] >= d[:, :-1] - 1e-12).all()
+    # every revolute joint is the copy nearest the seed that is inside the limits
+    for shift in (-2 * math.pi, 2 * math.pi):
+        alt = res.solutions.clone()
+        alt[..., 3] += shift
+        closer = (alt[..., 3] - seed[3]).abs() < (res.solutions[..., 3] - seed[3]).abs()
+        assert not (closer & chain.within_limits(alt)).any()
+    assert chain.within_limits(res.solutions).all()
+
+
+def test_fixed_shape_when_fewer_solutions_exist_and_bad_input(chain, solver):
+    far = torch.tensor([[2.0, 0.0, 0.3]], dtype=torch.float64)  # out of reach
+    res = solver.solve(far, options=SolverOptions(num_solutions=4, max_rounds=1))
+    assert res.solutions.shape == (1, 4, 6) and not res.valid.any() and torch.isnan(res.solutions).all()
+    assert res.num_valid.tolist() == [0]
+    with pytest.raises(ValueError, match="finite"):
+        solver.solve(torch.tensor([[math.nan, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="num_solutions"):
+        SolverOptions(num_solutions=0)
