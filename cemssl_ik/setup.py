@@ -34,6 +34,7 @@ setup(
         "console_scripts": [
             "cemssl-ik = cemssl_ik.cli:main",
             "analytic_ik_node = cemssl_ik.ros.analytic_ik_node:main",
+            "ik_service_node = cemssl_ik.ros.ik_service_node:main",
         ],
     },
 )

@@ -27,7 +27,7 @@ import torch
 
 from .kinematics.chain import KinematicChain
 from .kinematics.limits import nearest_periodic_copy
-from .kinematics.transforms import rotation_angle
+from .kinematics.transforms import quaternion_to_matrix, rotation_angle
 from .kinematics.ur_analytic import ur_branch_ids
 from .models.generators import IKGenerator
 
@@ -66,8 +66,8 @@ class SolverOptions:
             raise ValueError(f"num_solutions must be >= 1, got {self.num_solutions}")
         for name in ("position_tolerance", "orientation_tolerance", "distinct_tolerance", "damping"):
             v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} must be finite and >= 0, got {v}")
+            if math.isnan(v) or v < 0 or (math.isinf(v) and name in ("distinct_tolerance", "damping")):
+                raise ValueError(f"{name} must be >= 0 (tolerances may be inf: accept any error), got {v}")
         if self.oversample < 1 or self.max_rounds < 1 or self.refine_iterations < 0:
             raise ValueError("oversample and max_rounds must be >= 1, refine_iterations >= 0")
 
@@ -206,8 +206,6 @@ class IKSolver:
             rotation = torch.as_tensor(rotation, dtype=torch.float64)
             if rotation.shape != (B, 3, 3) or not torch.isfinite(rotation).all():
                 raise ValueError(f"rotation must be a finite (B, 3, 3) tensor, got {tuple(rotation.shape)}")
-        if self.model.config.target == "pose" and rotation is None:
-            raise ValueError("this model was trained on full poses: pass rotations (or use a position model)")
         if seed is not None:
             seed = torch.as_tensor(seed, dtype=torch.float64).expand(B, dof)
             if not torch.isfinite(seed).all():
@@ -223,8 +221,16 @@ class IKSolver:
             t0 = time.perf_counter()
             with self._lock:
                 gen = torch.Generator(device=self.model.device).manual_seed(self._seed + round_)
-                rot_in = rotation if self.model.config.target == "pose" else None
-                q = self.model.sample(position, rot_in, S, generator=gen).q.double().cpu()  # (B, S, dof)
+                if self.model.config.target == "pose":
+                    if rotation is None:
+                        # position request to a pose model: condition every sample on a random orientation
+                        rand_R = quaternion_to_matrix(torch.randn(B * S, 4, generator=gen, dtype=torch.float64))
+                        pos_rep = position[:, None].expand(B, S, 3).reshape(B * S, 3)
+                        q = self.model.sample(pos_rep, rand_R, 1, generator=gen).q.double().cpu().reshape(B, S, dof)
+                    else:
+                        q = self.model.sample(position, rotation, S, generator=gen).q.double().cpu()
+                else:
+                    q = self.model.sample(position, None, S, generator=gen).q.double().cpu()  # (B, S, dof)
             t1 = time.perf_counter()
             flat_q = q.reshape(B * S, dof)
             flat_p = position[:, None].expand(B, S, 3).reshape(B * S, 3)

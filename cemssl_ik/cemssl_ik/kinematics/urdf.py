@@ -13,7 +13,7 @@ import numpy as np
 from .chain import JointSpec, KinematicChain, URDFError
 from .transforms import origin_to_matrix
 
-__all__ = ["load_chain", "read_urdf_text"]
+__all__ = ["load_chain", "read_urdf_text", "fixed_transform"]
 
 
 def read_urdf_text(urdf: str | Path) -> str:
@@ -67,9 +67,35 @@ def _joint_spec(joint, reverse: bool) -> JointSpec:
         raise URDFError(str(exc)) from exc
 
 
+def fixed_transform(urdf: str | Path, from_link: str, to_link: str) -> np.ndarray:
+    """(4, 4) transform from_link <- to_link for links joined by fixed joints only.
+
+    E.g. UR ``base_link`` <- ``base``.  Raises URDFError if a movable joint lies between them.
+    """
+    if from_link == to_link:
+        return np.eye(4)
+    _, specs = _path_specs(read_urdf_text(urdf), from_link, to_link)
+    moving = [s.name for s in specs if s.movable]
+    if moving:
+        raise URDFError(f"{from_link!r} and {to_link!r} are joined by movable joint(s) {moving}, not a fixed transform")
+    T = np.eye(4)
+    for s in specs:
+        T = T @ s.origin
+    return T
+
+
 def load_chain(urdf: str | Path, base_link: str, tip_link: str) -> KinematicChain:
     """Build the serial chain from ``base_link`` to ``tip_link`` of a URDF (path or XML text)."""
     xml = read_urdf_text(urdf)
+    robot_name, specs = _path_specs(xml, base_link, tip_link)
+    if not specs or not any(s.movable for s in specs):
+        raise URDFError(f"no movable joint between {base_link!r} and {tip_link!r}")
+    digest = hashlib.sha256(xml.encode()).hexdigest()
+    return KinematicChain(specs, name=robot_name, source_hash=digest)
+
+
+def _path_specs(xml: str, base_link: str, tip_link: str) -> tuple[str, list[JointSpec]]:
+    """Robot name and joint specs along the tree path base_link -> tip_link (fixed joints may be walked upwards)."""
     robot = _parse(xml)
     links = {link.name for link in robot.links}
     for role, name in (("base", base_link), ("tip", tip_link)):
@@ -101,7 +127,4 @@ def load_chain(urdf: str | Path, base_link: str, tip_link: str) -> KinematicChai
     down = up_from_tip[: up_from_tip.index(common)]
     for link in reversed(down):  # common ancestor downwards to the tip
         specs.append(_joint_spec(parent_joint[link], reverse=False))
-    if not specs or not any(s.movable for s in specs):
-        raise URDFError(f"no movable joint between {base_link!r} and {tip_link!r}")
-    digest = hashlib.sha256(xml.encode()).hexdigest()
-    return KinematicChain(specs, name=robot.name or "robot", source_hash=digest)
+    return robot.name or "robot", specs

@@ -1,6 +1,6 @@
 """Conditional inverse models (IM(target, z) -> q), their encodings and checkpoints."""
 
-from .checkpoint import FORMAT_VERSION, CheckpointError, CheckpointInfo, load_checkpoint, resolve_model_path, save_checkpoint
+from .checkpoint import FORMAT_VERSION, CheckpointError, CheckpointInfo, load_checkpoint, read_metadata, resolve_model_path, save_checkpoint
 from .encoding import JointCodec, TargetEncoder
 from .generators import CGAN, CINN, CVAE, METHODS, IKGenerator, MLPGenerator, ModelConfig, SampleResult, build_generator
 from .networks import BatchedLinear, BatchedMLP
@@ -10,6 +10,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointInfo",
     "load_checkpoint",
+    "read_metadata",
     "resolve_model_path",
     "save_checkpoint",
     "JointCodec",

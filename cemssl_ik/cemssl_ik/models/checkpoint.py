@@ -23,7 +23,7 @@ from ..kinematics.chain import KinematicChain
 from .encoding import JointCodec, TargetEncoder
 from .generators import IKGenerator, ModelConfig, build_generator
 
-__all__ = ["FORMAT_VERSION", "CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "resolve_model_path", "atomic_write_bytes"]
+__all__ = ["FORMAT_VERSION", "CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_metadata", "resolve_model_path", "atomic_write_bytes"]
 
 FORMAT_VERSION = 1
 
@@ -130,6 +130,20 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
         return _paths(find_package_file(f"models/{name_or_path}.json"))[0]
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint {str(name_or_path)!r}: not a file, and not a shipped model name (see cemssl_ik/models/README.md)") from None
+
+
+def read_metadata(path: str | Path) -> CheckpointInfo:
+    """The JSON metadata of a checkpoint (path or shipped name), without loading the weights."""
+    weights_path, meta_path = _paths(resolve_model_path(path))
+    if not meta_path.is_file():
+        raise CheckpointError(f"checkpoint metadata {meta_path} not found")
+    try:
+        metadata = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"checkpoint metadata {meta_path} is not valid JSON: {exc}") from exc
+    if not isinstance(metadata, dict) or "robot" not in metadata:
+        raise CheckpointError(f"{meta_path}: not a cemssl_ik checkpoint description")
+    return CheckpointInfo(weights_path, metadata)
 
 
 def load_checkpoint(

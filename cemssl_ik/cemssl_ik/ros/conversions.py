@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["RequestError", "ParsedTarget", "parse_pose", "parse_seed", "validate_num_solutions", "order_by_seed"]
+__all__ = ["RequestError", "ParsedTarget", "PositionIKQuery", "parse_pose", "parse_seed", "parse_position_ik_request", "validate_num_solutions", "order_by_seed"]
 
 
 class RequestError(ValueError):
@@ -96,3 +96,52 @@ def order_by_seed(solutions: np.ndarray, seed: np.ndarray | None, weights: np.nd
     dist = np.sqrt((((solutions - seed) * w) ** 2).sum(-1))
     return np.argsort(dist, kind="stable")
 
+
+
+@dataclass(frozen=True)
+class PositionIKQuery:
+    """A validated ``moveit_msgs/PositionIKRequest``.
+
+    Attributes:
+        frame: header.frame_id of the pose ('' = chain base).
+        target: the pose.
+        seed: chain-ordered seed from ``robot_state.joint_state`` (None if it lacks chain joints).
+    """
+
+    frame: str
+    target: ParsedTarget
+    seed: np.ndarray | None
+
+
+def parse_position_ik_request(ik_request, joint_names: Sequence[str], tip_link: str) -> PositionIKQuery:
+    """Validate a ``moveit_msgs/PositionIKRequest``-like object for a chain ending at ``tip_link``.
+
+    Raises:
+        RequestError: with ``code`` attribute set to the MoveIt error-code name to answer with
+            (``INVALID_LINK_NAME``, ``COLLISION_CHECKING_UNAVAILABLE``, ``INVALID_ROBOT_STATE`` or
+            ``NO_IK_SOLUTION`` for a malformed pose).
+    """
+    link = ik_request.ik_link_name
+    if link not in ("", tip_link):
+        raise _coded(f"ik_link_name {link!r} is not this solver's tip link {tip_link!r}", "INVALID_LINK_NAME")
+    if ik_request.avoid_collisions:
+        raise _coded("avoid_collisions=true needs a planning scene; this service does not check collisions (call it with avoid_collisions=false, MoveIt checks the result)", "COLLISION_CHECKING_UNAVAILABLE")
+    try:
+        target = parse_pose(ik_request.pose_stamped.pose, position_only=False)
+    except RequestError as exc:
+        raise _coded(str(exc), "NO_IK_SOLUTION") from None
+    js = ik_request.robot_state.joint_state
+    try:
+        seed = parse_seed(js.name, js.position, joint_names)
+    except RequestError as exc:
+        if "lacks" in str(exc):
+            seed = None  # a robot state without our joints is no seed, not an error
+        else:
+            raise _coded(str(exc), "INVALID_ROBOT_STATE") from None
+    return PositionIKQuery(ik_request.pose_stamped.header.frame_id, target, seed)
+
+
+def _coded(message: str, code: str) -> RequestError:
+    exc = RequestError(message)
+    exc.code = code  # type: ignore[attr-defined]
+    return exc

@@ -1,0 +1,317 @@
+"""``ik_service_node``: multi-solution IK from a learned (CEMSSL) model, thin over :class:`IKSolver`.
+
+Services:
+    ~/get_ik_solutions  cemssl_ik_interfaces/srv/GetIKSolutions (multi-solution)
+    ~/get_ik            moveit_msgs/srv/GetPositionIK (registered when moveit_msgs is importable):
+                        the valid solution nearest ik_request.robot_state
+    ~/reload            std_srvs/srv/Trigger: load the ``model`` parameter again
+Subscriptions:
+    ``model_update_topic`` (std_msgs/String, a checkpoint path): hot reload when the learner
+    announces a new checkpoint.
+
+A model that cannot be loaded (missing, corrupt, for another robot) does not stop the node: it
+starts, logs why, and answers MODEL_UNAVAILABLE until a reload succeeds.
+
+Frames: requests in the chain base frame ('' or the base link), in any URDF link fixed to it
+(e.g. UR ``base``), or, when tf2 is available, any frame tf2 can transform to the base.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+
+import numpy as np
+import torch
+
+from ..kinematics import KinematicChain, load_robot, quaternion_to_matrix
+from ..kinematics.robots import find_package_file
+from ..kinematics.urdf import URDFError, fixed_transform, read_urdf_text
+from ..models import CheckpointError, load_checkpoint, read_metadata
+from ..solver import IKSolver, SolverOptions
+from .conversions import RequestError, parse_pose, parse_position_ik_request, parse_seed, validate_num_solutions
+
+__all__ = ["main"]
+
+PARAMETERS = {
+    # name: (default, description)
+    "model": ("ur3_cemssl_pose", "shipped model name or checkpoint path"),
+    "robot_description": ("", "URDF XML of the robot (default: the checkpoint's built-in robot, e.g. ur3)"),
+    "robot_description_file": ("", "path to the robot's URDF (alternative to robot_description)"),
+    "max_solutions": (64, "largest num_solutions a request may ask for"),
+    "refine": (True, "GetPositionIK: polish solutions with damped least squares"),
+    "position_tolerance": (1e-6, "default position tolerance [m] for refined solutions"),
+    "orientation_tolerance": (1e-5, "default orientation tolerance [rad] for refined solutions"),
+    "distinct_tolerance": (1e-2, "solutions closer than this (max joint difference, rad) are one"),
+    "oversample": (4, "samples drawn per requested solution and round"),
+    "model_update_topic": ("/cemssl_learner/model_updates", "std_msgs/String checkpoint paths that trigger a reload ('' disables)"),
+}
+
+
+def _make_node_class():
+    from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+    from rclpy.callback_groups import ReentrantCallbackGroup
+    from rclpy.node import Node
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    from cemssl_ik_interfaces.srv import GetIKSolutions
+
+    class IKServiceNode(Node):
+        def __init__(self, **kwargs) -> None:
+            super().__init__("cemssl_ik", **kwargs)
+            for name, (default, description) in PARAMETERS.items():
+                self.declare_parameter(name, default, ParameterDescriptor(description=description))
+            self.add_on_set_parameters_callback(self._validate_parameters)
+            self._R = GetIKSolutions.Response
+            self._JointState = JointState
+            self._state_lock = threading.Lock()
+            self._solver: IKSolver | None = None
+            self._chain: KinematicChain | None = None
+            self._urdf: str | None = None
+            self._model_error = "no model loaded yet"
+            self._tf_buffer = self._make_tf_buffer()
+            self.reload_model()
+            group = ReentrantCallbackGroup()
+            self.create_service(GetIKSolutions, "~/get_ik_solutions", self._on_get_ik_solutions, callback_group=group)
+            self.create_service(Trigger, "~/reload", self._on_reload, callback_group=group)
+            self._moveit = self._register_moveit(group)
+            topic = self.get_parameter("model_update_topic").value
+            if topic:
+                self.create_subscription(String, topic, self._on_model_update, 10, callback_group=group)
+
+        # ---------------------------------------------------------------- setup
+        def _validate_parameters(self, params) -> SetParametersResult:
+            for p in params:
+                v = p.value
+                if p.name in ("max_solutions", "oversample") and not (isinstance(v, int) and v >= 1):
+                    return SetParametersResult(successful=False, reason=f"{p.name} must be an integer >= 1")
+                if p.name in ("position_tolerance", "orientation_tolerance", "distinct_tolerance") and not (isinstance(v, float) and v > 0 and math.isfinite(v)):
+                    return SetParametersResult(successful=False, reason=f"{p.name} must be a positive finite float")
+            return SetParametersResult(successful=True)
+
+        def _make_tf_buffer(self):
+            try:
+                from tf2_ros import Buffer, TransformListener
+            except ImportError:
+                return None
+            buffer = Buffer()
+            self._tf_listener = TransformListener(buffer, self)
+            return buffer
+
+        def _register_moveit(self, group):
+            try:
+                from moveit_msgs.msg import MoveItErrorCodes
+                from moveit_msgs.srv import GetPositionIK
+            except ImportError:
+                self.get_logger().info("moveit_msgs not importable: ~/get_ik (GetPositionIK) not offered")
+                return None
+            self.create_service(GetPositionIK, "~/get_ik", self._on_get_ik, callback_group=group)
+            return MoveItErrorCodes
+
+        def reload_model(self) -> tuple[bool, str]:
+            """(Re)load the ``model`` parameter; keeps serving the old model if the new one fails."""
+            name = self.get_parameter("model").value
+            try:
+                urdf = self.get_parameter("robot_description").value
+                urdf_file = self.get_parameter("robot_description_file").value
+                info = read_metadata(name)  # robot and chain ends, before building the chain
+                robot = info.metadata["robot"]
+                if urdf or urdf_file:
+                    urdf_text = read_urdf_text(urdf) if urdf else read_urdf_text(urdf_file)
+                    chain = KinematicChain.from_urdf(urdf_text, robot["base_link"], robot["tip_link"])
+                else:
+                    urdf_text = find_package_file(f"urdf/{robot['name']}.urdf").read_text() if robot["name"] == "ur3" else None
+                    chain = load_robot(robot["name"], robot["base_link"], robot["tip_link"]) if robot["name"] == "ur3" else load_robot(robot["name"])
+                model, info = load_checkpoint(name, chain)  # verified against the robot
+            except (CheckpointError, URDFError, ValueError, FileNotFoundError, KeyError) as exc:
+                msg = f"cannot load model {name!r}: {exc}"
+                self.get_logger().error(msg)
+                with self._state_lock:
+                    if self._solver is None:
+                        self._model_error = msg
+                return False, msg
+            with self._state_lock:
+                self._solver, self._chain, self._urdf, self._model_error = IKSolver(model, chain), chain, urdf_text, ""
+            msg = f"loaded {name!r} ({info.metadata['method']}, {model.config.target} targets) for {chain.name} {chain.base_link}->{chain.tip_link}"
+            self.get_logger().info(msg)
+            return True, msg
+
+        # ---------------------------------------------------------------- helpers
+        def _target_in_base(self, frame: str, position: np.ndarray, quat: np.ndarray | None, chain: KinematicChain, urdf: str | None):
+            """Pose in ``frame`` -> (position (3,), rotation (3, 3) or None) in the chain base; None if unknown frame."""
+            R = quaternion_to_matrix(torch.tensor(quat, dtype=torch.float64)).numpy() if quat is not None else None
+            if frame in ("", chain.base_link):
+                return position, R
+            T = None
+            if urdf is not None:
+                try:
+                    T = fixed_transform(urdf, chain.base_link, frame)
+                except URDFError:
+                    T = None
+            if T is None and self._tf_buffer is not None:
+                try:
+                    from rclpy.duration import Duration
+                    from rclpy.time import Time
+
+                    tf = self._tf_buffer.lookup_transform(chain.base_link, frame, Time(), timeout=Duration(seconds=0.1))
+                    t, r = tf.transform.translation, tf.transform.rotation
+                    T = np.eye(4)
+                    T[:3, :3] = quaternion_to_matrix(torch.tensor([r.x, r.y, r.z, r.w], dtype=torch.float64)).numpy()
+                    T[:3, 3] = [t.x, t.y, t.z]
+                except Exception:  # tf2 raises several exception types (LookupException, ...)
+                    T = None
+            if T is None:
+                return None
+            return T[:3, :3] @ position + T[:3, 3], (T[:3, :3] @ R if R is not None else None)
+
+        def _snapshot(self):
+            with self._state_lock:
+                return self._solver, self._chain, self._urdf, self._model_error
+
+        # ---------------------------------------------------------------- services
+        def _on_get_ik_solutions(self, request, response):
+            R = self._R
+            try:
+                return self._solve_multi(request, response)
+            except RequestError as exc:
+                response.error_code, response.message = R.INVALID_REQUEST, str(exc)
+            except Exception as exc:  # never let a request take the node down
+                self.get_logger().error(f"unexpected error: {exc!r}")
+                response.error_code, response.message = R.NO_SOLUTION, f"internal error: {exc}"
+            return response
+
+        def _solve_multi(self, request, response):
+            R = self._R
+            solver, chain, urdf, model_error = self._snapshot()
+            if solver is None or chain is None:
+                response.error_code, response.message = R.MODEL_UNAVAILABLE, model_error
+                return response
+            n = validate_num_solutions(request.num_solutions, int(self.get_parameter("max_solutions").value))
+            target = parse_pose(request.target.pose, request.position_only)
+            seed = parse_seed(request.seed.name, request.seed.position, chain.joint_names)
+            for name in ("position_tolerance", "orientation_tolerance"):
+                v = getattr(request, name)
+                if not math.isfinite(v) or v < 0:
+                    raise RequestError(f"{name} must be finite and >= 0 (0 = node default), got {v}")
+            frame = request.target.header.frame_id
+            converted = self._target_in_base(frame, target.position, target.quaternion, chain, urdf)
+            if converted is None:
+                response.error_code = R.FRAME_TRANSFORM_FAILURE
+                response.message = f"cannot transform frame {frame!r} to {chain.base_link!r} (not a URDF link fixed to it{'' if self._tf_buffer is not None else '; tf2 not available'})"
+                return response
+            pos, rot = converted
+            # 0 = default: the node's tolerances for refined answers; raw samples are returned with their
+            # errors (no default bound) so that clients see what the model alone achieves
+            default_pos = float(self.get_parameter("position_tolerance").value) if request.refine else math.inf
+            default_rot = float(self.get_parameter("orientation_tolerance").value) if request.refine else math.inf
+            opts = SolverOptions(
+                num_solutions=n,
+                refine=bool(request.refine),
+                position_tolerance=request.position_tolerance or default_pos,
+                orientation_tolerance=request.orientation_tolerance or default_rot,
+                distinct_tolerance=float(self.get_parameter("distinct_tolerance").value),
+                oversample=int(self.get_parameter("oversample").value),
+            )
+            res = solver.solve(
+                torch.tensor(pos, dtype=torch.float64)[None],
+                None if rot is None else torch.tensor(rot, dtype=torch.float64)[None],
+                None if seed is None else torch.tensor(seed, dtype=torch.float64),
+                opts,
+            )
+            ok = res.valid[0]
+            if not ok.any():
+                response.error_code = R.NO_SOLUTION
+                response.message = "no solution within the tolerances and joint limits (target out of reach, or tolerances too tight for an unrefined request)"
+                return response
+            stamp = self.get_clock().now().to_msg()
+            for q in res.solutions[0][ok]:
+                js = self._JointState()
+                js.header.stamp = stamp
+                js.header.frame_id = chain.base_link
+                js.name = list(chain.joint_names)
+                js.position = q.tolist()
+                response.solutions.append(js)
+            response.position_errors = res.position_error[0][ok].tolist()
+            response.orientation_errors = res.orientation_error[0][ok].tolist()
+            response.branches = [int(b) if b >= 0 else 255 for b in res.branch[0][ok].tolist()]
+            response.error_code = R.SUCCESS
+            response.message = f"{int(ok.sum())} of {n} solution(s)"
+            return response
+
+        def _on_get_ik(self, request, response):
+            codes = self._moveit
+            try:
+                solver, chain, urdf, model_error = self._snapshot()
+                if solver is None or chain is None:
+                    response.error_code.val = codes.FAILURE
+                    return response
+                ik = request.ik_request
+                if ik.group_name and ik.group_name not in ("ur_manipulator", "manipulator", chain.name):
+                    response.error_code.val = codes.INVALID_GROUP_NAME
+                    return response
+                query = parse_position_ik_request(ik, chain.joint_names, chain.tip_link)
+                converted = self._target_in_base(query.frame, query.target.position, query.target.quaternion, chain, urdf)
+                if converted is None:
+                    response.error_code.val = codes.FRAME_TRANSFORM_FAILURE
+                    return response
+                pos, rot = converted
+                opts = SolverOptions(num_solutions=1, refine=bool(self.get_parameter("refine").value), position_tolerance=float(self.get_parameter("position_tolerance").value), orientation_tolerance=float(self.get_parameter("orientation_tolerance").value))
+                res = solver.solve(torch.tensor(pos)[None], torch.tensor(rot)[None], None if query.seed is None else torch.tensor(query.seed), opts)
+                if not res.valid[0, 0]:
+                    response.error_code.val = codes.NO_IK_SOLUTION
+                    return response
+                response.solution.joint_state.header.stamp = self.get_clock().now().to_msg()
+                response.solution.joint_state.name = list(chain.joint_names)
+                response.solution.joint_state.position = res.solutions[0, 0].tolist()
+                response.error_code.val = codes.SUCCESS
+            except RequestError as exc:
+                response.error_code.val = getattr(codes, getattr(exc, "code", "NO_IK_SOLUTION"))
+            except Exception as exc:
+                self.get_logger().error(f"unexpected error in get_ik: {exc!r}")
+                response.error_code.val = codes.FAILURE
+            return response
+
+        def _on_reload(self, request, response):
+            response.success, response.message = self.reload_model()
+            return response
+
+        def _on_model_update(self, msg) -> None:
+            from rclpy.parameter import Parameter
+
+            self.get_logger().info(f"model update announced: {msg.data}")
+            self.set_parameters([Parameter("model", Parameter.Type.STRING, msg.data)])
+            self.reload_model()
+
+    return IKServiceNode
+
+
+def __getattr__(name: str):
+    if name == "IKServiceNode":
+        return _make_node_class()
+    raise AttributeError(name)
+
+
+def main(args=None) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    rclpy.init(args=args)
+    node = _make_node_class()()
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
