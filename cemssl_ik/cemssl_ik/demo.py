@@ -1,94 +1,122 @@
-"""``make demo``: the project's main job, end to end on this machine.
+"""``make demo``: the main job end to end on this machine.
 
-For now (foundation): UR3 forward kinematics of a few configurations, then all closed-form IK
-solutions of their poses, served over ROS 2 by ``analytic_ik_node`` in a separate process and
-requested by a client in this process (DDS on loopback), each solution re-checked with our FK.
+Starts two ROS 2 nodes in separate processes -- ``ik_service_node`` with the shipped UR3 CEMSSL
+full-pose model and ``analytic_ik_node`` (closed-form ground truth) -- and, as a client in this
+process (DDS on loopback), asks both for up to 8 solutions of a few UR3 targets.  Prints one table
+per target (joint values, errors, branch) and how many of the analytic solutions the learned service
+found, and writes a PNG of the learned solutions drawn as arm overlays.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
 from .kinematics import load_robot, matrix_to_quaternion
 
+MODEL = os.environ.get("CEMSSL_DEMO_MODEL", "ur3_cemssl_pose")
+OUT_DIR = Path(os.environ.get("CEMSSL_DEMO_OUT", "out"))
 DEMO_CONFIGS = [
-    ("home (upright)", [0.0, -1.5708, 0.0, -1.5708, 0.0, 0.0]),
     ("reach forward", [0.3, -1.0, 1.2, -1.7, -1.5708, 0.4]),
     ("over the shoulder", [-2.2, -2.3, 1.9, 0.6, 1.2, -0.5]),
+    ("low and to the side", [1.4, -0.4, 1.9, -0.2, 0.9, 2.0]),
 ]
 
 
-def _print_fk(chain) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-    print(f"== UR3 forward kinematics ({chain.base_link} -> {chain.tip_link}), our batched FK ==")
-    q = torch.tensor([c for _, c in DEMO_CONFIGS], dtype=torch.float64)
-    fk = chain.forward(q)
-    quat = matrix_to_quaternion(fk.rotation)
-    targets = []
-    for (name, cfg), p, qt in zip(DEMO_CONFIGS, fk.position, quat):
-        print(f"  {name:<18} q={[round(v, 3) for v in cfg]}")
-        print(f"  {'':<18} -> position [m] {p.numpy().round(5).tolist()}  quaternion xyzw {qt.numpy().round(5).tolist()}")
-        targets.append((name, p, qt))
-    return targets
-
-
-def _request_over_ros(targets, chain) -> int:
-    import rclpy
-    from cemssl_ik_interfaces.srv import GetIKSolutions
-
+def _start(module: str, *ros_args: str) -> subprocess.Popen:
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    node_proc = subprocess.Popen([sys.executable, "-m", "cemssl_ik.ros.analytic_ik_node"], env=env)
-    rclpy.init()
-    client_node = rclpy.create_node("cemssl_ik_demo_client")
+    cmd = [sys.executable, "-m", module, "--ros-args", "--log-level", "warn", *ros_args]
+    return subprocess.Popen(cmd, env=env)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
     try:
-        client = client_node.create_client(GetIKSolutions, "/analytic_ik/get_ik_solutions")
-        print("\n== analytic IK over ROS 2: analytic_ik_node (separate process) <- this client ==")
-        if not client.wait_for_service(timeout_sec=20.0):
-            print("  error: /analytic_ik/get_ik_solutions did not come up within 20 s", file=sys.stderr)
-            return 1
-        for name, p, qt in targets:
-            req = GetIKSolutions.Request()
-            req.target.header.frame_id = "base_link"
-            req.target.pose.position.x, req.target.pose.position.y, req.target.pose.position.z = (float(v) for v in p)
-            o = req.target.pose.orientation
-            o.x, o.y, o.z, o.w = (float(v) for v in qt)
-            req.num_solutions = 8
-            t0 = time.perf_counter()
-            future = client.call_async(req)
-            rclpy.spin_until_future_complete(client_node, future, timeout_sec=10.0)
-            dt = (time.perf_counter() - t0) * 1e3
-            res = future.result()
-            if res is None:
-                print(f"  {name}: no answer within 10 s", file=sys.stderr)
-                return 1
-            print(f"\n  target '{name}': {len(res.solutions)} solution(s), error_code={res.error_code} ({res.message}), {dt:.1f} ms round trip")
-            print(f"    {'branch':>6} " + " ".join(f"{n.replace('_joint', '')[:10]:>10}" for n in chain.joint_names) + "   pos_err[m]  rot_err[rad]  FK check[m]")
-            for js, b, pe, oe in zip(res.solutions, res.branches, res.position_errors, res.orientation_errors):
-                check = (chain.forward(torch.tensor(js.position, dtype=torch.float64)).position - p).norm().item()
-                print(f"    {b:>6} " + " ".join(f"{v:+10.5f}" for v in js.position) + f"   {pe:.1e}     {oe:.1e}       {check:.1e}")
-        return 0
-    finally:
-        client_node.destroy_node()
-        rclpy.try_shutdown()
-        node_proc.terminate()
-        try:
-            node_proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            node_proc.kill()
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _match_count(learned: list[list[float]], analytic: list[list[float]], tol: float = 1e-3) -> int:
+    """How many analytic solutions (modulo 2*pi) have a learned solution within tol (rad, max joint)."""
+    found = 0
+    for a in analytic:
+        for s in learned:
+            if max(abs(math.remainder(x - y, 2 * math.pi)) for x, y in zip(a, s)) < tol:
+                found += 1
+                break
+    return found
 
 
 def main() -> int:
-    torch.set_printoptions(precision=5)
+    import rclpy
+
+    from cemssl_ik_interfaces.srv import GetIKSolutions
+
+    from .evaluation.plots import plot_arm_overlays
+
     chain = load_robot("ur3")
-    targets = _print_fk(chain)
-    rc = _request_over_ros(targets, chain)
-    if rc == 0:
-        print("\nLearned multi-solution models (CEMSSL) arrive with the learning-core issue; see README.")
-    return rc
+    learned_proc = _start("cemssl_ik.ros.ik_service_node", "-p", f"model:={MODEL}")
+    analytic_proc = _start("cemssl_ik.ros.analytic_ik_node")
+    rclpy.init()
+    node = rclpy.create_node("cemssl_ik_demo_client")
+    try:
+        learned = node.create_client(GetIKSolutions, "/cemssl_ik/get_ik_solutions")
+        analytic = node.create_client(GetIKSolutions, "/analytic_ik/get_ik_solutions")
+        print(f"== cemssl_ik demo: UR3 multi-solution IK over ROS 2 (model {MODEL!r} vs closed form) ==")
+        for name, client in (("ik_service_node", learned), ("analytic_ik_node", analytic)):
+            if not client.wait_for_service(timeout_sec=60.0):
+                print(f"error: {name} did not come up within 60 s", file=sys.stderr)
+                return 1
+
+        def call(client, req):
+            t0 = time.perf_counter()
+            future = client.call_async(req)
+            rclpy.spin_until_future_complete(node, future, timeout_sec=30.0)
+            return future.result(), (time.perf_counter() - t0) * 1e3
+
+        q = torch.tensor([c for _, c in DEMO_CONFIGS], dtype=torch.float64)
+        fk = chain.forward(q)
+        quat = matrix_to_quaternion(fk.rotation)
+        png = None
+        for i, (name, _) in enumerate(DEMO_CONFIGS):
+            req = GetIKSolutions.Request()
+            req.target.header.frame_id = "base_link"
+            req.target.pose.position.x, req.target.pose.position.y, req.target.pose.position.z = fk.position[i].tolist()
+            o = req.target.pose.orientation
+            o.x, o.y, o.z, o.w = quat[i].tolist()
+            req.num_solutions, req.refine = 8, True
+            res, ms = call(learned, req)
+            ref, _ = call(analytic, req)
+            if res is None or ref is None:
+                print(f"error: no answer for target {name!r}", file=sys.stderr)
+                return 1
+            p = fk.position[i].tolist()
+            print(f"\ntarget '{name}': position [m] {[round(v, 4) for v in p]}, quaternion xyzw {[round(v, 4) for v in quat[i].tolist()]}")
+            print(f"  learned service: {len(res.solutions)} solution(s) in {ms:.1f} ms ({res.message}); analytic: {len(ref.solutions)} exist")
+            learned_q = [list(js.position) for js in res.solutions]
+            found = _match_count(learned_q, [list(js.position) for js in ref.solutions])
+            print(f"  analytic solutions found by the learned service: {found}/{len(ref.solutions)}")
+            if learned_q:
+                print(f"    {'branch':>6} " + " ".join(f"{n.replace('_joint', '')[:10]:>10}" for n in chain.joint_names) + "   pos_err[m]  rot_err[rad]")
+                for js, b, pe, oe in zip(res.solutions, res.branches, res.position_errors, res.orientation_errors):
+                    print(f"    {b:>6} " + " ".join(f"{v:+10.5f}" for v in js.position) + f"   {pe:.1e}     {oe:.1e}")
+            if i == 0 and learned_q:
+                png = plot_arm_overlays(chain, torch.tensor(learned_q), p, OUT_DIR / "demo_solutions.png", labels=[f"branch {b}" for b in res.branches], title=f"UR3: {len(learned_q)} learned solutions for '{name}'")
+        if png is not None:
+            print(f"\nwrote {png} (the learned solutions of the first target as arm overlays)")
+        return 0
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        _stop(learned_proc)
+        _stop(analytic_proc)
 
 
 if __name__ == "__main__":
