@@ -146,6 +146,8 @@ def refine(chain: KinematicChain, q: torch.Tensor, position: torch.Tensor, rotat
         e_new = residual(fk_new)
         err_new = e_new.norm(dim=-1)
         accept = (err_new < err) & active & torch.isfinite(err_new)
+        if not accept.any() and bool((lam[active] >= 1e6).all()):
+            break  # every unconverged sample is stuck at maximal damping
         lam = torch.where(accept, (lam / 10).clamp_min(max(damping, 1e-12)), (lam * 10).clamp_max(1e6))
         q = torch.where(accept[:, None], q_new, q)
         fkj = type(fkj)(
@@ -217,6 +219,7 @@ class IKSolver:
         pool_oe = torch.empty(B, 0, dtype=torch.float64)
         pool_ok = torch.empty(B, 0, dtype=torch.bool)
         S = opt.oversample * K
+        prev_found = torch.zeros(B, dtype=torch.long)
         for round_ in range(opt.max_rounds):
             t0 = time.perf_counter()
             with self._lock:
@@ -249,8 +252,12 @@ class IKSolver:
             timings["sample"] += t1 - t0
             timings["refine"] += t2 - t1
             timings["select"] += time.perf_counter() - t2
-            if (keep.sum(1) >= K).all():
+            found = keep.sum(1)
+            # stop when every target has K, or when a round found nothing new (the target has fewer
+            # distinct solutions than asked, e.g. at most 8 for a 6-DoF UR pose)
+            if (found >= K).all() or (round_ > 0 and torch.equal(found, prev_found)):
                 break
+            prev_found = found
         t3 = time.perf_counter()
         idx, sel_ok = self._rank(pool_q, keep, seed, K)
         sol = torch.gather(pool_q, 1, idx[..., None].expand(B, K, dof))
