@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 ENV := source tools/env.sh &&
 
-.PHONY: setup demo test test-fast bench-fk clean
+.PHONY: setup demo test lint bench-fk clean
 
 setup:
 	@bash tools/setup.sh
@@ -13,6 +13,9 @@ demo: setup
 
 test: setup
 	@$(ENV) cd cemssl_ik && python -m pytest -q -ra -p no:cacheprovider --timeout=900
+
+lint: setup
+	@$(ENV) ruff check cemssl_ik tools
 
 bench-fk: setup
 	@$(ENV) cemssl-ik bench fk

@@ -32,6 +32,7 @@ def _seed() -> None:
 def ros_available() -> bool:
     try:
         import rclpy  # noqa: F401
+
         from cemssl_ik_interfaces.srv import GetIKSolutions  # noqa: F401
     except ImportError:
         return False

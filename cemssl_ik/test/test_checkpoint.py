@@ -9,8 +9,8 @@ import sys
 
 import pytest
 import torch
-
 from cemssl_ik.kinematics import load_robot, planar_arm
+
 from cemssl_ik.models import CheckpointError, ModelConfig, load_checkpoint, new_model, save_checkpoint
 
 

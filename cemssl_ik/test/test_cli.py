@@ -9,7 +9,6 @@ import sys
 
 import pytest
 import torch
-
 from cemssl_ik.kinematics import load_robot, matrix_to_quaternion
 
 

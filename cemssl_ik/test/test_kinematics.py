@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from cemssl_ik.kinematics import (
     JointSpec,
     KinematicChain,

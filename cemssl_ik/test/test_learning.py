@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
-
 from cemssl_ik.evaluation.precision import evaluate_precision
 from cemssl_ik.kinematics import load_robot, planar_arm
 from cemssl_ik.learning import CEMSSLConfig, CEMSSLTrainer, FKLoss, SphereObstacle, UnsupervisedConfig, UnsupervisedTrainer
 from cemssl_ik.learning.supervised import SupervisedConfig, SupervisedTrainer
+
 from cemssl_ik.models import CINN, JointCodec, ModelConfig, TargetEncoder, new_model
 
 

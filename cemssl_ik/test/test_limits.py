@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import torch
-
 from cemssl_ik.kinematics import load_robot, nearest_periodic_copy
 
 

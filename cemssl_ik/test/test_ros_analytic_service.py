@@ -6,9 +6,7 @@ import math
 
 import pytest
 import torch
-
 from cemssl_ik.kinematics import load_robot, matrix_to_quaternion
-
 from conftest import requires_ros
 
 pytestmark = requires_ros
@@ -17,9 +15,9 @@ pytestmark = requires_ros
 @pytest.fixture(scope="module")
 def ros_client():
     import rclpy
-    from cemssl_ik_interfaces.srv import GetIKSolutions
-
     from conftest import NodeProcess
+
+    from cemssl_ik_interfaces.srv import GetIKSolutions
 
     server = NodeProcess("cemssl_ik.ros.analytic_ik_node")
     context = rclpy.Context()

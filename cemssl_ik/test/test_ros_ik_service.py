@@ -8,12 +8,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from cemssl_ik.kinematics import load_robot, matrix_to_quaternion
-from cemssl_ik.models import ModelConfig, new_model, save_checkpoint
 from cemssl_ik.ros.conversions import RequestError, parse_position_ik_request
-
 from conftest import NodeProcess, requires_ros
+
+from cemssl_ik.models import ModelConfig, new_model, save_checkpoint
 
 UR3 = load_robot("ur3")
 Q = (0.4, -1.1, 1.4, -0.9, -1.2, 0.8)
@@ -80,9 +79,10 @@ def _request(srv, q=Q, n=4, frame="base_link", position_only=False, refine=True,
 def service(checkpoint):
     if not __import__("conftest").ros_available():
         pytest.skip("rclpy / cemssl_ik_interfaces not importable")
-    from cemssl_ik_interfaces.srv import GetIKSolutions
     from std_msgs.msg import String
     from std_srvs.srv import Trigger
+
+    from cemssl_ik_interfaces.srv import GetIKSolutions
 
     server = NodeProcess("cemssl_ik.ros.ik_service_node", "-p", f"model:={checkpoint}", "-p", "max_solutions:=16", "-p", "model_update_topic:=/test_model_updates")
     client = Client({"multi": (GetIKSolutions, "/cemssl_ik/get_ik_solutions"), "reload": (Trigger, "/cemssl_ik/reload")})
@@ -177,9 +177,10 @@ def test_concurrent_requests_are_all_answered(service):
 
 @requires_ros
 def test_missing_model_reports_unavailable_then_hot_reload_fixes_it(checkpoint, tmp_path):
-    from cemssl_ik_interfaces.srv import GetIKSolutions
     from std_msgs.msg import String
     from std_srvs.srv import Trigger
+
+    from cemssl_ik_interfaces.srv import GetIKSolutions
 
     server = NodeProcess("cemssl_ik.ros.ik_service_node", "-r", "__node:=ik_reload_test", "-p", f"model:={tmp_path / 'missing'}", "-p", "model_update_topic:=/reload_test_updates")
     client = Client({"multi": (GetIKSolutions, "/ik_reload_test/get_ik_solutions"), "reload": (Trigger, "/ik_reload_test/reload")})

@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
-
 from cemssl_ik.kinematics import load_robot, rotation_angle
-from cemssl_ik.models import ModelConfig, new_model
 from cemssl_ik.solver import IKSolver, SolverOptions, refine
+
+from cemssl_ik.models import ModelConfig, new_model
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from cemssl_ik.kinematics import URAnalyticIK, load_robot, rotation_angle, ur_branch_ids, wrap_to_pi
 
 

@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .transforms import origin_to_matrix, skew
+from .transforms import skew
 
 __all__ = ["JointSpec", "FKResult", "FKJacobianResult", "KinematicChain", "URDFError"]
 

@@ -27,6 +27,7 @@ from ..kinematics.chain import KinematicChain
 from ..kinematics.limits import wrap_to_pi
 from ..models.generators import IKGenerator
 from .forward_model import AnalyticForwardModel, ForwardModel
+from .schedule import cosine_lr, progress
 from .targets import TargetBatch, sample_targets
 from .unsupervised import FKLoss
 
@@ -44,7 +45,8 @@ class CEMSSLConfig:
         inference_batch: M_R, batch size of the sampling (inference) phase.
         training_batch: M_T, batch size of a training step (per member).
         lr: initial Adam learning rate.
-        lr_final: learning rate at the last iteration (cosine decay); = lr for a constant rate.
+        lr_final: learning rate at the last iteration (cosine decay over the iterations, or over
+            ``max_seconds`` when that budget runs out first); = lr for a constant rate.
         target_set_size: size of the unlabeled target set U; 0 draws fresh targets every iteration.
         projected_targets: train on ``IM(p', z) + P (q - IM(p', z))`` with P the projector onto the
             Jacobian's row space at q, instead of q itself (see :meth:`CEMSSLTrainer._project_targets`);
@@ -149,6 +151,7 @@ class CEMSSLTrainer:
             self._target_set = sample_targets(chain, config.target_set_size, self.generator)
         self._fk_loss = FKLoss(chain) if config.fk_loss_weight > 0 else None
         self._eval_targets: TargetBatch | None = None
+        self._started: float | None = None
         self._learning_lower = torch.as_tensor(chain.learning_limits()[0])
 
     # ------------------------------------------------------------------ pieces of one iteration
@@ -160,10 +163,7 @@ class CEMSSLTrainer:
 
     def current_lr(self) -> float:
         c = self.config
-        if c.iterations <= 1 or c.lr == c.lr_final:
-            return c.lr
-        frac = min(1.0, self.iteration / (c.iterations - 1))
-        return c.lr_final + 0.5 * (c.lr - c.lr_final) * (1 + math.cos(math.pi * frac))
+        return cosine_lr(c.lr, c.lr_final, progress(self.iteration, c.iterations, self._started, c.max_seconds))
 
     def current_exploration(self) -> float:
         c = self.config
@@ -334,7 +334,7 @@ class CEMSSLTrainer:
 
     def run(self, callback: Callable[[IterationStats], None] | None = None) -> str:
         """Iterate until T iterations, convergence or the time budget; returns the stop reason."""
-        start = time.perf_counter()
+        start = self._started = time.perf_counter()
         while self.iteration < self.config.iterations:
             stats = self.step()
             if callback is not None:

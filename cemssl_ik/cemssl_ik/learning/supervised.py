@@ -11,7 +11,6 @@ Each step draws a fresh batch from the FK sampler (a functionally infinite datas
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 
 from ..kinematics.chain import KinematicChain
 from ..models.generators import CGAN, CINN, CVAE, IKGenerator
+from .schedule import cosine_lr, progress
 from .targets import sample_targets
 
 __all__ = ["SupervisedConfig", "SupervisedTrainer"]
@@ -70,12 +70,12 @@ class SupervisedTrainer:
             self.optimizers = [self.opt]
         self.dataset = sample_targets(chain, config.dataset_size, self.generator) if config.dataset_size else None
         self.step_count = 0
+        self._started: float | None = None
         self.history: list[dict] = []
 
     def current_lr(self) -> float:
         c = self.config
-        frac = min(1.0, self.step_count / max(1, c.steps - 1))
-        return c.lr_final + 0.5 * (c.lr - c.lr_final) * (1 + math.cos(math.pi * frac))
+        return cosine_lr(c.lr, c.lr_final, progress(self.step_count, c.steps, self._started, c.max_seconds))
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         m, c = self.model, self.config
@@ -137,7 +137,7 @@ class SupervisedTrainer:
     def run(self, callback: Callable[[int, dict, float | None], None] | None = None) -> str:
         from ..evaluation.precision import evaluate_precision
 
-        start = time.perf_counter()
+        start = self._started = time.perf_counter()
         eval_targets = sample_targets(self.chain, 1000, torch.Generator().manual_seed(self.config.seed + 7919))
         while self.step_count < self.config.steps:
             info = self.step()

@@ -11,7 +11,6 @@ predicted joints reach them.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -21,6 +20,7 @@ import torch
 from ..kinematics.chain import KinematicChain
 from ..kinematics.transforms import rotation_angle
 from ..models.generators import IKGenerator
+from .schedule import cosine_lr, progress
 from .targets import sample_targets
 
 __all__ = ["SphereObstacle", "FKLoss", "UnsupervisedConfig", "UnsupervisedTrainer"]
@@ -121,12 +121,12 @@ class UnsupervisedTrainer:
         self.optimizer = torch.optim.Adam(self.params, lr=config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step_count = 0
+        self._started: float | None = None
         self.history: list[dict] = []
 
     def current_lr(self) -> float:
         c = self.config
-        frac = min(1.0, self.step_count / max(1, c.steps - 1))
-        return c.lr_final + 0.5 * (c.lr - c.lr_final) * (1 + math.cos(math.pi * frac))
+        return cosine_lr(c.lr, c.lr_final, progress(self.step_count, c.steps, self._started, c.max_seconds))
 
     def step(self) -> float:
         m, c = self.model, self.config
@@ -148,7 +148,7 @@ class UnsupervisedTrainer:
     def run(self, callback: Callable[[int, float, float | None], None] | None = None) -> str:
         from ..evaluation.precision import evaluate_precision
 
-        start = time.perf_counter()
+        start = self._started = time.perf_counter()
         eval_targets = sample_targets(self.chain, 1000, torch.Generator().manual_seed(self.config.seed + 7919))
         while self.step_count < self.config.steps:
             loss = self.step()

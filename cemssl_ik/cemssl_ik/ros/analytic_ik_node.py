@@ -22,7 +22,7 @@ import torch
 from ..kinematics import URAnalyticIK, load_robot, nearest_periodic_copy, quaternion_to_matrix, rotation_angle
 from .conversions import RequestError, order_by_seed, parse_pose, parse_seed, validate_num_solutions
 
-__all__ = ["AnalyticIKNode", "main"]
+__all__ = ["main"]  # the node class is built lazily (rclpy import) via module __getattr__
 
 
 def _make_node_class():

@@ -1,0 +1,22 @@
+"""Learning-rate schedule shared by the trainers: cosine decay over steps or over a time budget."""
+
+from __future__ import annotations
+
+import math
+import time
+
+__all__ = ["cosine_lr", "progress"]
+
+
+def progress(done: int, total: int, started: float | None, max_seconds: float) -> float:
+    """Fraction of the run completed, in [0, 1]: by steps, or by wall time when a budget is set
+    and it runs out first, so that a time-limited run still ends at its final learning rate."""
+    frac = done / max(1, total - 1)
+    if max_seconds and started is not None:
+        frac = max(frac, (time.perf_counter() - started) / max_seconds)
+    return min(1.0, frac)
+
+
+def cosine_lr(lr: float, lr_final: float, frac: float) -> float:
+    """Cosine interpolation from ``lr`` (frac = 0) to ``lr_final`` (frac = 1)."""
+    return lr_final + 0.5 * (lr - lr_final) * (1 + math.cos(math.pi * min(1.0, max(0.0, frac))))
