@@ -312,6 +312,20 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     return 0 if out["solutions"] else 1
 
 
+def _cmd_bench_service(args: argparse.Namespace) -> int:
+    from .evaluation.bench_service import run_service_benchmark
+
+    rows = run_service_benchmark(args.model, tuple(args.k), tuple(args.clients), args.requests, args.position_only, progress=not args.json)
+    if args.json:
+        print(json.dumps({"model": args.model, "rows": rows}, indent=2))
+    else:
+        print(f"| K | clients | requests | failures | p50 [ms] | p99 [ms] | requests/s | solutions/request |  (model {args.model})")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['k']} | {r['clients']} | {r['requests']} | {r['failures']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['requests_per_second']:.1f} | {r['mean_solutions']:.1f} |")
+    return 0 if all(r["failures"] == 0 for r in rows) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cemssl-ik", description="Multi-solution learned inverse kinematics (CEMSSL).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -401,6 +415,14 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--threads", type=int, default=0)
     bs.add_argument("--json", action="store_true")
     bs.set_defaults(func=_cmd_bench_sampling)
+    bsv = bench_sub.add_parser("service", help="ik_service_node over DDS: p50 / p99 latency and throughput, clients in separate processes")
+    bsv.add_argument("--model", default="ur3_cemssl_pose")
+    bsv.add_argument("--k", type=int, nargs="+", default=[1, 16, 64], help="solutions per request")
+    bsv.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16], help="concurrent client processes")
+    bsv.add_argument("--requests", type=int, default=1000, help="requests per (K, clients) cell")
+    bsv.add_argument("--position-only", action="store_true")
+    bsv.add_argument("--json", action="store_true")
+    bsv.set_defaults(func=_cmd_bench_service)
     return parser
 
 

@@ -1,0 +1,149 @@
+"""Load benchmark of ``ik_service_node`` over DDS: clients in separate processes, latency and throughput.
+
+``run_service_benchmark`` starts the node, then for every (K, number of clients) cell starts that
+many client processes (``python -m cemssl_ik.evaluation.bench_service client ...``), each sending
+its share of the requests back to back for random reachable UR3 targets, and collects per-request
+latencies (ms) and failures.  Nothing leaves loopback (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["run_service_benchmark"]
+
+
+def _client_main(argv: list[str]) -> int:
+    import argparse
+
+    import rclpy
+    import torch
+
+    from cemssl_ik_interfaces.srv import GetIKSolutions
+
+    from ..kinematics import load_robot, matrix_to_quaternion
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--service", required=True)
+    ap.add_argument("--k", type=int, required=True)
+    ap.add_argument("--requests", type=int, required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--position-only", action="store_true")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    chain = load_robot("ur3")
+    q = chain.sample_configurations(a.requests, torch.Generator().manual_seed(a.seed))
+    fk = chain.forward(q)
+    quat = matrix_to_quaternion(fk.rotation)
+    rclpy.init()
+    node = rclpy.create_node(f"bench_client_{os.getpid()}")
+    client = node.create_client(GetIKSolutions, a.service)
+    lat, codes, counts = [], [], []
+    start = end = time.time()
+    try:
+        if not client.wait_for_service(timeout_sec=60):
+            raise SystemExit("service not available")
+        start = time.time()
+        for i in range(a.requests):
+            req = GetIKSolutions.Request()
+            req.target.header.frame_id = "base_link"
+            req.target.pose.position.x, req.target.pose.position.y, req.target.pose.position.z = fk.position[i].tolist()
+            o = req.target.pose.orientation
+            o.x, o.y, o.z, o.w = quat[i].tolist()
+            req.num_solutions, req.refine, req.position_only = a.k, True, a.position_only
+            t0 = time.perf_counter()
+            fut = client.call_async(req)
+            rclpy.spin_until_future_complete(node, fut, timeout_sec=30)
+            lat.append((time.perf_counter() - t0) * 1e3)
+            res = fut.result()
+            codes.append(res.error_code if res is not None else -999)
+            counts.append(len(res.solutions) if res is not None else 0)
+        end = time.time()
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    Path(a.out).write_text(json.dumps({"latency_ms": lat, "codes": codes, "solutions": counts, "start": start, "end": end}))
+    return 0
+
+
+def run_service_benchmark(
+    model: str = "ur3_cemssl_pose",
+    ks: tuple[int, ...] = (1, 16, 64),
+    clients: tuple[int, ...] = (1, 4, 16),
+    requests_per_cell: int = 1000,
+    position_only: bool = False,
+    progress: bool = True,
+) -> list[dict]:
+    """Latency / throughput per (K, clients) cell; see module docstring."""
+    import numpy as np
+
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    max_k = max(ks)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cemssl_ik.ros.ik_service_node", "--ros-args", "--log-level", "warn", "-p", f"model:={model}", "-p", f"max_solutions:={max_k}"],
+        env=env,
+    )
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for k in ks:
+                for n in clients:
+                    per = max(1, requests_per_cell // n)
+                    procs, outs = [], []
+                    t0 = time.perf_counter()
+                    for c in range(n):
+                        out = Path(tmp) / f"k{k}_n{n}_c{c}.json"
+                        cmd = [sys.executable, "-m", "cemssl_ik.evaluation.bench_service", "client", "--service", "/cemssl_ik/get_ik_solutions", "--k", str(k), "--requests", str(per), "--seed", str(1000 * c + k), "--out", str(out)]
+                        if position_only:
+                            cmd.append("--position-only")
+                        procs.append(subprocess.Popen(cmd, env=env))
+                        outs.append(out)
+                    for p in procs:
+                        p.wait(timeout=3600)
+                    wall = time.perf_counter() - t0
+                    lat, codes, sols, starts, ends = [], [], [], [], []
+                    for out in outs:
+                        if out.is_file():
+                            d = json.loads(out.read_text())
+                            lat += d["latency_ms"]
+                            codes += d["codes"]
+                            sols += d["solutions"]
+                            starts.append(d["start"])
+                            ends.append(d["end"])
+                    # throughput over the measured window (client start-up excluded)
+                    wall = (max(ends) - min(starts)) if starts else wall
+                    lat_a = np.array(lat) if lat else np.array([np.nan])
+                    failures = per * n - sum(1 for c in codes if c == 1)
+                    row = {
+                        "k": k,
+                        "clients": n,
+                        "requests": per * n,
+                        "answered": len(codes),
+                        "failures": failures,
+                        "p50_ms": float(np.percentile(lat_a, 50)),
+                        "p99_ms": float(np.percentile(lat_a, 99)),
+                        "requests_per_second": len(codes) / wall if wall > 0 else float("nan"),
+                        "mean_solutions": float(np.mean(sols)) if sols else 0.0,
+                    }
+                    rows.append(row)
+                    if progress:
+                        print(f"  K={k:<3} clients={n:<3} p50={row['p50_ms']:.1f} ms p99={row['p99_ms']:.1f} ms {row['requests_per_second']:.1f} req/s failures={failures}", file=sys.stderr, flush=True)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return rows
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "client":
+        sys.exit(_client_main(sys.argv[2:]))
+    raise SystemExit("usage: cemssl-ik bench service (this module's 'client' mode is internal)")
