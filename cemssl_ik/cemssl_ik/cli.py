@@ -326,6 +326,34 @@ def _cmd_bench_service(args: argparse.Namespace) -> int:
     return 0 if all(r["failures"] == 0 for r in rows) else 1
 
 
+def _cmd_bench_solver(args: argparse.Namespace) -> int:
+    import torch
+
+    from .evaluation.bench_solver import run_solver_benchmark
+    from .kinematics import load_robot
+    from .models import load_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, _ = load_checkpoint(args.model, load_robot("ur3"))
+    r = run_solver_benchmark(model, args.targets, args.k, args.batch, seed=args.seed)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    o = r["ours"]
+    print(f"UR3 full-pose targets: {r['num_targets']}, K = {r['k']}, model {args.model}")
+    print("| solver | solutions / target | within 1e-3 mm & 1e-3 deg | analytic-set coverage | solutions / s | latency p50 [ms] |")
+    print("|---|---|---|---|---|---|")
+    print(f"| cemssl_ik (refined) | {o['solutions_per_target']:.2f} | {o['precise_fraction'] * 100:.3f} % | {o['analytic_coverage_mean'] * 100:.1f} % (all: {o['targets_with_full_coverage'] * 100:.1f} % of targets) | {o['solutions_per_second']:,.0f} | K=1: {o['latency_k1_p50_ms']:.1f}, K=16: {o['latency_k16_p50_ms']:.1f} |")
+    if r.get("analytic"):
+        a = r["analytic"]
+        print(f"| ur-analytic-ik | {a['solutions_per_target']:.2f} | 100 % (closed form) | 100 % | {a['solutions_per_second']:,.0f} | {a['us_per_pose'] / 1e3:.3f} |")
+    if r.get("trac_ik"):
+        t = r["trac_ik"]
+        print(f"| TRAC-IK (pytracik, 5 ms) | {t['solutions_per_target']:.3f} | {t['precise_fraction'] * 100:.1f} % | - | {t['solutions_per_second']:,.0f} | {t['latency_p50_ms']:.3f} |")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cemssl-ik", description="Multi-solution learned inverse kinematics (CEMSSL).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -415,6 +443,15 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--threads", type=int, default=0)
     bs.add_argument("--json", action="store_true")
     bs.set_defaults(func=_cmd_bench_sampling)
+    bso = bench_sub.add_parser("solver", help="in-process IKSolver on UR3 poses vs ur-analytic-ik and TRAC-IK, same targets")
+    bso.add_argument("--model", default="ur3_cemssl_pose")
+    bso.add_argument("--targets", type=int, default=1000)
+    bso.add_argument("-k", type=int, default=32)
+    bso.add_argument("--batch", type=int, default=32, help="targets per solve call")
+    bso.add_argument("--threads", type=int, default=0)
+    bso.add_argument("--seed", type=int, default=0)
+    bso.add_argument("--json", action="store_true")
+    bso.set_defaults(func=_cmd_bench_solver)
     bsv = bench_sub.add_parser("service", help="ik_service_node over DDS: p50 / p99 latency and throughput, clients in separate processes")
     bsv.add_argument("--model", default="ur3_cemssl_pose")
     bsv.add_argument("--k", type=int, nargs="+", default=[1, 16, 64], help="solutions per request")
