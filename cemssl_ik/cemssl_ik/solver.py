@@ -178,10 +178,17 @@ class IKSolver:
         self._is_ur = chain.name == "ur3" and chain.tip_link == "tool0" and chain.base_link in ("base", "base_link") and chain.dof == 6
 
     def _wrapped_distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Max joint difference, modulo 2*pi for revolute joints: (..., dof), (..., dof) -> (...)."""
-        d = a - b
-        d = torch.where(self._periodic, torch.remainder(d + math.pi, 2 * math.pi) - math.pi, d)
-        return d.abs().amax(-1)
+        """Max joint difference, modulo 2*pi for revolute joints: (..., dof), (..., dof) -> (...).
+
+        Inputs must already be wrapped to [-pi, pi) on revolute joints (see :meth:`_wrap`), so the
+        modulo reduces to min(d, 2*pi - d): no remainder on the large pairwise tensor.
+        """
+        d = (a - b).abs()
+        d = torch.where(self._periodic, torch.minimum(d, 2 * math.pi - d), d)
+        return d.amax(-1)
+
+    def _wrap(self, q: torch.Tensor) -> torch.Tensor:
+        return torch.where(self._periodic, torch.remainder(q + math.pi, 2 * math.pi) - math.pi, q)
 
     @torch.no_grad()
     def solve(
@@ -227,9 +234,8 @@ class IKSolver:
                 if self.model.config.target == "pose":
                     if rotation is None:
                         # position request to a pose model: condition every sample on a random orientation
-                        rand_R = quaternion_to_matrix(torch.randn(B * S, 4, generator=gen, dtype=torch.float64))
-                        pos_rep = position[:, None].expand(B, S, 3).reshape(B * S, 3)
-                        q = self.model.sample(pos_rep, rand_R, 1, generator=gen).q.double().cpu().reshape(B, S, dof)
+                        rand_R = quaternion_to_matrix(torch.randn(B, S, 4, generator=gen, dtype=torch.float64))
+                        q = self.model.sample(position, rand_R, S, generator=gen).q.double().cpu()
                     else:
                         q = self.model.sample(position, rotation, S, generator=gen).q.double().cpu()
                 else:
@@ -272,16 +278,43 @@ class IKSolver:
         return IKResult(sol, sel_ok, torch.where(sel_ok, pe, nan), torch.where(sel_ok, oe, nan), branch, sel_ok.sum(1), timings)
 
     def _distinct(self, q: torch.Tensor, err: torch.Tensor, ok: torch.Tensor, tol: float) -> torch.Tensor:
-        """(B, S) mask of valid samples kept after greedy deduplication (lowest error first)."""
-        B, S, _ = q.shape
-        order = torch.argsort(torch.where(ok, err, torch.full_like(err, math.inf)), dim=1)
-        qs = torch.gather(q, 1, order[..., None].expand_as(q))
-        oks = torch.gather(ok, 1, order)
-        dist = self._wrapped_distance(qs[:, :, None], qs[:, None, :])  # (B, S, S)
+        """(B, S) mask of valid samples kept after greedy deduplication (lowest error first).
+
+        Refined samples of one solution agree to ~1e-10, so most duplicates share a grid cell of
+        size ``tol``: one pass of ``unique`` keeps the best sample per cell, and only those
+        representatives (a few per target) are compared pairwise for the cells' boundaries.
+        """
+        B, S, dof = q.shape
+        qw = self._wrap(q)
+        err_key = torch.where(ok, err, torch.full_like(err, math.inf))
+        flat_ok = ok.reshape(-1)
+        rep = torch.zeros(B * S, dtype=torch.bool)
+        if flat_ok.any():
+            idx = torch.nonzero(flat_ok).flatten()
+            cells = torch.floor(qw.reshape(-1, dof)[idx] / max(tol, 1e-12)).long()
+            keys = torch.cat([(idx // S)[:, None], cells], dim=1)
+            _, inverse = torch.unique(keys, dim=0, return_inverse=True)
+            e = err_key.reshape(-1)[idx]
+            best = torch.full((int(inverse.max()) + 1,), math.inf, dtype=e.dtype).scatter_reduce(0, inverse, e, reduce="amin")
+            first = (e <= best[inverse])
+            # one representative per cell (ties: the first index)
+            cell_taken = torch.zeros_like(best, dtype=torch.bool)
+            for j in torch.nonzero(first).flatten().tolist():
+                c = int(inverse[j])
+                if not cell_taken[c]:
+                    cell_taken[c] = True
+                    rep[idx[j]] = True
+        rep = rep.reshape(B, S)
+        order = torch.argsort(torch.where(rep, err_key, torch.full_like(err_key, math.inf)), dim=1)
+        reps = torch.gather(rep, 1, order)
+        n = int(reps.sum(1).max()) if reps.any() else 0  # representatives sort first
         kept = torch.zeros(B, S, dtype=torch.bool)
-        for k in range(S):
-            dup = ((dist[:, k] <= tol) & kept).any(-1)
-            kept[:, k] = oks[:, k] & ~dup
+        if n:
+            qs = torch.gather(qw, 1, order[:, :n, None].expand(B, n, dof))
+            dist = self._wrapped_distance(qs[:, :, None], qs[:, None, :])  # (B, n, n)
+            for k in range(n):
+                dup = ((dist[:, k] <= tol) & kept[:, :n]).any(-1)
+                kept[:, k] = reps[:, k] & ~dup
         keep = torch.zeros_like(kept)
         keep.scatter_(1, order, kept)
         return keep
@@ -294,6 +327,7 @@ class IKSolver:
             d = torch.where(keep, d, torch.full_like(d, math.inf))
             idx = torch.argsort(d, dim=1)[:, :K]
             return idx, torch.gather(keep, 1, idx)
+        qw = self._wrap(q)
         # farthest point: start at the first kept sample, then repeatedly the one farthest from the chosen
         chosen = torch.zeros(B, K, dtype=torch.long)
         ok = torch.zeros(B, K, dtype=torch.bool)
@@ -308,7 +342,7 @@ class IKSolver:
             chosen[:, k] = cur
             ok[:, k] = has & avail[torch.arange(B), cur]
             avail[torch.arange(B), cur] = False
-            d = self._wrapped_distance(q, q[torch.arange(B), cur][:, None])
+            d = self._wrapped_distance(qw, qw[torch.arange(B), cur][:, None])
             min_d = torch.minimum(min_d, d)
         return chosen, ok
 

@@ -172,7 +172,7 @@ class IKGenerator(nn.Module):
 
         Args:
             position: (B, 3) target positions (metres) in the chain base frame.
-            rotation: (B, 3, 3) target rotations for pose models.
+            rotation: (B, 3, 3) target rotations for pose models, or (B, K, 3, 3): one per sample.
             num_samples: K.
             generator: RNG for the latents.
             z: optional (B, K, Z) latents instead of random ones.
@@ -182,7 +182,13 @@ class IKGenerator(nn.Module):
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         B, K, M = position.shape[0], num_samples, self.num_members
-        cond = self.encode_targets(position, rotation)  # (B, C)
+        if rotation is not None and rotation.ndim == 4:
+            # one orientation per sample: (B, K, 3, 3)
+            if rotation.shape[:2] != (B, K):
+                raise ValueError(f"per-sample rotations must be (B={B}, K={K}, 3, 3), got {tuple(rotation.shape)}")
+            cond = self.encode_targets(position[:, None].expand(B, K, 3).reshape(-1, 3), rotation.reshape(-1, 3, 3)).reshape(B, K, self.cond_dim)
+        else:
+            cond = self.encode_targets(position, rotation)[:, None].expand(B, K, self.cond_dim)  # (B, K, C)
         if z is None:
             z = self.sample_latent(B, K, generator=generator)
         elif z.shape != (B, K, self.latent_dim):
@@ -191,10 +197,13 @@ class IKGenerator(nn.Module):
         per = math.ceil(K / M)
         # slot k -> member k % M, position k // M within that member's batch
         pad = per * M - K
-        z_full = torch.cat([z, z.new_zeros(B, pad, self.latent_dim)], dim=1) if pad else z
-        z_m = z_full.reshape(B, per, M, self.latent_dim).permute(2, 0, 1, 3).reshape(M, B * per, self.latent_dim)
-        cond_m = cond[None, :, None, :].expand(M, B, per, self.cond_dim).reshape(M, B * per, self.cond_dim)
-        out = self.generate(cond_m, z_m)  # (M, B*per, out)
+
+        def to_members(x: torch.Tensor) -> torch.Tensor:
+            if pad:
+                x = torch.cat([x, x.new_zeros(B, pad, x.shape[-1])], dim=1)
+            return x.reshape(B, per, M, x.shape[-1]).permute(2, 0, 1, 3).reshape(M, B * per, x.shape[-1])
+
+        out = self.generate(to_members(cond), to_members(z))  # (M, B*per, out)
         q = self.decode(out).reshape(M, B, per, -1).permute(1, 2, 0, 3).reshape(B, per * M, -1)[:, :K]
         member = torch.arange(K, device=self.device) % M
         return SampleResult(q, member, z)
