@@ -49,6 +49,10 @@ class SolverOptions:
             max over joints, modulo 2*pi for revolute joints) are the same solution.
         oversample: samples drawn per requested solution and round.
         max_rounds: sampling rounds before giving up on K distinct valid solutions.
+        random_fraction: share of each round's samples drawn uniformly in joint space instead of
+            from the model (refinement turns them into solutions too).  A trained generator can
+            concentrate on fewer modes than exist (mode collapse); this keeps rare branches
+            reachable.  0 uses the model alone.
     """
 
     num_solutions: int = 8
@@ -60,6 +64,7 @@ class SolverOptions:
     distinct_tolerance: float = 1e-2
     oversample: int = 4
     max_rounds: int = 3
+    random_fraction: float = 0.25
 
     def __post_init__(self) -> None:
         if self.num_solutions < 1:
@@ -68,6 +73,8 @@ class SolverOptions:
             v = getattr(self, name)
             if math.isnan(v) or v < 0 or (math.isinf(v) and name in ("distinct_tolerance", "damping")):
                 raise ValueError(f"{name} must be >= 0 (tolerances may be inf: accept any error), got {v}")
+        if not 0 <= self.random_fraction <= 1:
+            raise ValueError(f"random_fraction must be in [0, 1], got {self.random_fraction}")
         if self.oversample < 1 or self.max_rounds < 1 or self.refine_iterations < 0:
             raise ValueError("oversample and max_rounds must be >= 1, refine_iterations >= 0")
 
@@ -240,6 +247,9 @@ class IKSolver:
                         q = self.model.sample(position, rotation, S, generator=gen).q.double().cpu()
                 else:
                     q = self.model.sample(position, None, S, generator=gen).q.double().cpu()  # (B, S, dof)
+                n_rand = int(round(opt.random_fraction * S)) if opt.refine else 0
+                if n_rand:
+                    q[:, S - n_rand :] = self.chain.sample_configurations(B * n_rand, gen, dtype=torch.float64).reshape(B, n_rand, dof)
             t1 = time.perf_counter()
             flat_q = q.reshape(B * S, dof)
             flat_p = position[:, None].expand(B, S, 3).reshape(B * S, 3)
