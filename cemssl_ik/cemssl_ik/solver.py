@@ -53,6 +53,8 @@ class SolverOptions:
             from the model (refinement turns them into solutions too).  A trained generator can
             concentrate on fewer modes than exist (mode collapse); this keeps rare branches
             reachable.  0 uses the model alone.
+        min_samples: samples per target and round at least (a K = 1 request still draws several,
+            so one unlucky sample does not fail the request).
     """
 
     num_solutions: int = 8
@@ -65,6 +67,7 @@ class SolverOptions:
     oversample: int = 4
     max_rounds: int = 3
     random_fraction: float = 0.25
+    min_samples: int = 16
 
     def __post_init__(self) -> None:
         if self.num_solutions < 1:
@@ -75,7 +78,7 @@ class SolverOptions:
                 raise ValueError(f"{name} must be >= 0 (tolerances may be inf: accept any error), got {v}")
         if not 0 <= self.random_fraction <= 1:
             raise ValueError(f"random_fraction must be in [0, 1], got {self.random_fraction}")
-        if self.oversample < 1 or self.max_rounds < 1 or self.refine_iterations < 0:
+        if self.oversample < 1 or self.max_rounds < 1 or self.refine_iterations < 0 or self.min_samples < 1:
             raise ValueError("oversample and max_rounds must be >= 1, refine_iterations >= 0")
 
 
@@ -232,7 +235,7 @@ class IKSolver:
         pool_pe = torch.empty(B, 0, dtype=torch.float64)
         pool_oe = torch.empty(B, 0, dtype=torch.float64)
         pool_ok = torch.empty(B, 0, dtype=torch.bool)
-        S = opt.oversample * K
+        S = max(opt.oversample * K, opt.min_samples)
         prev_found = torch.zeros(B, dtype=torch.long)
         for round_ in range(opt.max_rounds):
             t0 = time.perf_counter()
