@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 import torch
-
 from cemssl_ik.kinematics import load_robot
+
 from cemssl_ik.models import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1] / "cemssl_ik"

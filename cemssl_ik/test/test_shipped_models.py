@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from cemssl_ik.kinematics import find_package_file, load_robot
+
 from cemssl_ik.models import load_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
