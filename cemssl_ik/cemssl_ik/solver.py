@@ -66,7 +66,7 @@ class SolverOptions:
     distinct_tolerance: float = 1e-2
     oversample: int = 4
     max_rounds: int = 3
-    random_fraction: float = 0.25
+    random_fraction: float = 0.5
     min_samples: int = 16
 
     def __post_init__(self) -> None:
