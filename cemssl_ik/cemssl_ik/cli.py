@@ -170,6 +170,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         exploration_noise=0.0 if finetuning or args.warmup_steps else args.exploration,
         fk_loss_weight=args.fk_loss_weight,
         projected_targets=not args.plain_targets,
+        keep_best=not args.no_keep_best,
         eval_every=args.eval_every,
         max_seconds=args.max_minutes * 60,
         seed=args.seed,
@@ -396,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--warmup-steps", type=int, default=0, help="FK-loss warm-start steps before CEMSSL from scratch")
     tr.add_argument("--exploration", type=float, default=0.25, help="initial exploration noise of CEMSSL from scratch")
     tr.add_argument("--plain-targets", action="store_true", help="train CEMSSL on the observed joints exactly as paper 000 (default: null-space-projected targets)")
+    tr.add_argument("--no-keep-best", action="store_true", help="keep the last CEMSSL weights instead of the best evaluated ones")
     tr.add_argument("--fk-loss-weight", type=float, default=0.0, help="weight of the unsupervised FK-loss term inside CEMSSL")
     tr.add_argument("--lr", type=float, default=None, help="initial learning rate (default 1.5e-3; 3e-4 when fine-tuning; 1e-3 supervised)")
     tr.add_argument("--lr-final", type=float, default=1e-5, help="final learning rate (cosine decay)")

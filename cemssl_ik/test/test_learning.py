@@ -147,3 +147,16 @@ def test_codec_round_trip_and_target_encoder():
         ModelConfig.from_dict({"method": "cemssl", "widht": 3})
     with pytest.raises(ValueError, match="latent_dim=0"):
         ModelConfig(method="emssl", latent_dim=6)
+
+
+def test_keep_best_restores_the_best_evaluated_weights():
+    torch.manual_seed(0)
+    chain = planar_arm(3, limit=math.pi / 2)
+    model = new_model(chain, small("cemssl", chain))
+    cfg = CEMSSLConfig(iterations=12, epochs=2, samples_per_iteration=512, lr=2e-3, lr_final=1e-4, eval_every=3, eval_targets=300, seed=2)
+    trainer = CEMSSLTrainer(model, chain, cfg)
+    trainer.run()
+    evals = [h["eval_error_mean"] for h in trainer.history if h["eval_error_mean"] is not None]
+    assert trainer.best_error == min(evals)
+    # the weights now in the model are the best evaluation's, whatever the last one was
+    assert trainer.evaluate()[0] == pytest.approx(min(evals), rel=1e-6)

@@ -51,6 +51,8 @@ class CEMSSLConfig:
         projected_targets: train on ``IM(p', z) + P (q - IM(p', z))`` with P the projector onto the
             Jacobian's row space at q, instead of q itself (see :meth:`CEMSSLTrainer._project_targets`);
             False trains on q exactly as paper 000's Algorithm 1.
+        keep_best: when the run ends, restore the weights of the best held-out evaluation (the
+            error can creep up again late in a run); needs ``eval_every`` > 0.
         exploration_noise: std of Gaussian noise added to the inferred joints (fraction of each
             joint's learning range) in the first iteration, decaying linearly to 0 at
             ``exploration_fraction * iterations``.  A freshly initialized model maps every target
@@ -76,6 +78,7 @@ class CEMSSLConfig:
     lr_final: float = 1.5e-3
     target_set_size: int = 0
     projected_targets: bool = True
+    keep_best: bool = True
     exploration_noise: float = 0.25
     exploration_fraction: float = 0.5
     fk_loss_weight: float = 0.0
@@ -152,6 +155,9 @@ class CEMSSLTrainer:
         self._fk_loss = FKLoss(chain) if config.fk_loss_weight > 0 else None
         self._eval_targets: TargetBatch | None = None
         self._started: float | None = None
+        self.best_error = math.inf
+        self.best_iteration = 0
+        self._best_state: dict[str, torch.Tensor] | None = None
         self._learning_lower = torch.as_tensor(chain.learning_limits()[0])
 
     # ------------------------------------------------------------------ pieces of one iteration
@@ -318,6 +324,9 @@ class CEMSSLTrainer:
         c = self.config
         if c.eval_every and (self.iteration % c.eval_every == 0 or self.iteration == c.iterations):
             stats.eval_error_mean, stats.eval_error_median = self.evaluate()
+            if c.keep_best and stats.eval_error_mean < self.best_error:
+                self.best_error, self.best_iteration = stats.eval_error_mean, self.iteration
+                self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.history.append(dataclasses.asdict(stats))
         return stats
 
@@ -335,15 +344,27 @@ class CEMSSLTrainer:
     def run(self, callback: Callable[[IterationStats], None] | None = None) -> str:
         """Iterate until T iterations, convergence or the time budget; returns the stop reason."""
         start = self._started = time.perf_counter()
+        reason = "iterations"
         while self.iteration < self.config.iterations:
             stats = self.step()
             if callback is not None:
                 callback(stats)
             if self.converged():
-                return "converged"
+                reason = "converged"
+                break
             if self.config.max_seconds and time.perf_counter() - start > self.config.max_seconds:
-                return "time budget"
-        return "iterations"
+                reason = "time budget"
+                break
+        self.restore_best()
+        return reason
+
+    def restore_best(self) -> bool:
+        """Load the best evaluated weights (if ``keep_best`` and the last evaluation was worse)."""
+        evals = [h["eval_error_mean"] for h in self.history if h["eval_error_mean"] is not None]
+        if not self.config.keep_best or self._best_state is None or not evals or evals[-1] <= self.best_error:
+            return False
+        self.model.load_state_dict(self._best_state)
+        return True
 
     # ------------------------------------------------------------------ resume support
     def state_tensors(self) -> dict[str, torch.Tensor]:

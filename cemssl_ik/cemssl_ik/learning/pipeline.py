@@ -150,7 +150,17 @@ def train_model(
 
         reason = trainer.run(on_iteration)
         summary.pop("cemssl_partial", None)
-        summary["phases"].append({"phase": "cemssl", "config": req.cemssl.to_dict(), "stop": reason, "iterations": trainer.iteration, "history": trainer.history})
+        summary["phases"].append(
+            {
+                "phase": "cemssl",
+                "config": req.cemssl.to_dict(),
+                "stop": reason,
+                "iterations": trainer.iteration,
+                "best_iteration": trainer.best_iteration,
+                "best_eval_error_mean": trainer.best_error if trainer.best_iteration else None,
+                "history": trainer.history,
+            }
+        )
         _save_state(req.out, trainer)
 
     path = save({})
