@@ -130,24 +130,9 @@ def __getattr__(name: str):
 
 
 def main(args=None) -> int:
-    import rclpy
-    from rclpy.executors import ExternalShutdownException
+    from .runtime import run_node
 
-    rclpy.init(args=args)
-    try:
-        node = _make_node_class()()
-    except ValueError as exc:
-        print(f"analytic_ik_node: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(lambda: _make_node_class()(), "analytic_ik_node", args, threads=1)
 
 
 if __name__ == "__main__":

@@ -295,22 +295,9 @@ def __getattr__(name: str):
 
 
 def main(args=None) -> int:
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from .runtime import run_node
 
-    rclpy.init(args=args)
-    node = _make_node_class()()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(lambda: _make_node_class()(), "ik_service_node", args, threads=4)
 
 
 if __name__ == "__main__":
