@@ -125,14 +125,14 @@ def train_model(
         summary["phases"].append({"phase": "pretrain", "config": req.supervised.to_dict(), "stop": reason, "steps": tr.step_count, "history": tr.history})
     elif req.method == "unsupervised" and not req.finetune:
         tr_u = UnsupervisedTrainer(model, chain, req.unsupervised)
-        reason = tr_u.run(lambda s, loss, err: report("unsupervised", {"step": s, "steps": req.unsupervised.steps, "loss": loss, "eval_error_mean": err}))
+        reason = tr_u.run(lambda s, info, err: report("unsupervised", {"step": s, "steps": req.unsupervised.steps, **info, "eval_error_mean": err}))
         summary["phases"].append({"phase": "unsupervised", "config": req.unsupervised.to_dict(), "stop": reason, "steps": tr_u.step_count, "history": tr_u.history})
 
     if run_cemssl:
         if req.warmup_steps and not req.finetune and not req.resume:
             warm_cfg = UnsupervisedConfig(**{**req.unsupervised.to_dict(), "steps": req.warmup_steps})
             tr_w = UnsupervisedTrainer(model, chain, warm_cfg)
-            reason = tr_w.run(lambda s, loss, err: report("warmup", {"step": s, "steps": req.warmup_steps, "loss": loss, "eval_error_mean": err}))
+            reason = tr_w.run(lambda s, info, err: report("warmup", {"step": s, "steps": req.warmup_steps, **info, "eval_error_mean": err}))
             summary["phases"].append({"phase": "warmup", "config": warm_cfg.to_dict(), "stop": reason, "steps": tr_w.step_count, "history": tr_w.history})
         trainer = CEMSSLTrainer(model, chain, req.cemssl)
         if req.resume:

@@ -11,16 +11,14 @@ Each step draws a fresh batch from the FK sampler (a functionally infinite datas
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from ..kinematics.chain import KinematicChain
 from ..models.generators import CGAN, CINN, CVAE, IKGenerator
-from .schedule import cosine_lr, progress
+from .loop import StepTrainer
 from .targets import sample_targets
 
 __all__ = ["SupervisedConfig", "SupervisedTrainer"]
@@ -55,7 +53,7 @@ class SupervisedConfig:
         return dataclasses.asdict(self)
 
 
-class SupervisedTrainer:
+class SupervisedTrainer(StepTrainer):
     """Pretrains a CVAE / CGAN / CINN (or an MLP by plain regression) on FK samples."""
 
     def __init__(self, model: IKGenerator, chain: KinematicChain, config: SupervisedConfig) -> None:
@@ -72,10 +70,6 @@ class SupervisedTrainer:
         self.step_count = 0
         self._started: float | None = None
         self.history: list[dict] = []
-
-    def current_lr(self) -> float:
-        c = self.config
-        return cosine_lr(c.lr, c.lr_final, progress(self.step_count, c.steps, self._started, c.max_seconds))
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         m, c = self.model, self.config
@@ -133,21 +127,3 @@ class SupervisedTrainer:
         if clip is not None:
             torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip)
         opt.step()
-
-    def run(self, callback: Callable[[int, dict, float | None], None] | None = None) -> str:
-        from ..evaluation.precision import evaluate_precision
-
-        start = self._started = time.perf_counter()
-        eval_targets = sample_targets(self.chain, 1000, torch.Generator().manual_seed(self.config.seed + 7919))
-        while self.step_count < self.config.steps:
-            info = self.step()
-            self.step_count += 1
-            err = None
-            if self.config.eval_every and (self.step_count % self.config.eval_every == 0 or self.step_count == self.config.steps):
-                err = float(evaluate_precision(self.model, self.chain, targets=eval_targets, seed=self.config.seed + 1).position_error.mean())
-                self.history.append({"step": self.step_count, **info, "eval_error_mean": err})
-            if callback is not None:
-                callback(self.step_count, info, err)
-            if self.config.max_seconds and time.perf_counter() - start > self.config.max_seconds:
-                return "time budget"
-        return "steps"

@@ -11,16 +11,15 @@ predicted joints reach them.
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
 from ..kinematics.chain import KinematicChain
 from ..kinematics.transforms import rotation_angle
 from ..models.generators import IKGenerator
-from .schedule import cosine_lr, progress
+from .loop import StepTrainer
 from .targets import sample_targets
 
 __all__ = ["SphereObstacle", "FKLoss", "UnsupervisedConfig", "UnsupervisedTrainer"]
@@ -110,7 +109,7 @@ class UnsupervisedConfig:
         return dataclasses.asdict(self)
 
 
-class UnsupervisedTrainer:
+class UnsupervisedTrainer(StepTrainer):
     """Trains any :class:`IKGenerator`'s inverse pass with :class:`FKLoss` (all members at once)."""
 
     def __init__(self, model: IKGenerator, chain: KinematicChain, config: UnsupervisedConfig) -> None:
@@ -124,11 +123,7 @@ class UnsupervisedTrainer:
         self._started: float | None = None
         self.history: list[dict] = []
 
-    def current_lr(self) -> float:
-        c = self.config
-        return cosine_lr(c.lr, c.lr_final, progress(self.step_count, c.steps, self._started, c.max_seconds))
-
-    def step(self) -> float:
+    def step(self) -> dict[str, float]:
         m, c = self.model, self.config
         M, B = m.num_members, c.batch_size
         t = sample_targets(self.chain, M * B, self.generator)
@@ -142,22 +137,4 @@ class UnsupervisedTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self.step_count += 1
-        return float(loss.detach()) / M
-
-    def run(self, callback: Callable[[int, float, float | None], None] | None = None) -> str:
-        from ..evaluation.precision import evaluate_precision
-
-        start = self._started = time.perf_counter()
-        eval_targets = sample_targets(self.chain, 1000, torch.Generator().manual_seed(self.config.seed + 7919))
-        while self.step_count < self.config.steps:
-            loss = self.step()
-            err = None
-            if self.config.eval_every and (self.step_count % self.config.eval_every == 0 or self.step_count == self.config.steps):
-                err = float(evaluate_precision(self.model, self.chain, targets=eval_targets, seed=self.config.seed + 1).position_error.mean())
-                self.history.append({"step": self.step_count, "loss": loss, "eval_error_mean": err})
-            if callback is not None:
-                callback(self.step_count, loss, err)
-            if self.config.max_seconds and time.perf_counter() - start > self.config.max_seconds:
-                return "time budget"
-        return "steps"
+        return {"loss": float(loss.detach()) / M}
