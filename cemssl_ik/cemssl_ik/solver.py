@@ -42,12 +42,19 @@ class SolverOptions:
         num_solutions: K, solutions returned per target.
         refine: polish samples with damped least squares.
         refine_iterations: maximum LM iterations.
-        damping: LM damping lambda (m^2); small keeps steps Gauss-Newton near a solution.
+        damping: smallest LM damping lambda (m^2); small keeps steps Gauss-Newton near a solution.
+        initial_damping: LM damping of the first step (grows on rejected steps, shrinks towards
+            ``damping`` on accepted ones).
+        max_step: largest joint change of one LM step (radians / metres); far samples take
+            bounded steps instead of overshooting into another branch.
         position_tolerance: accept a solution within this distance of the target (metres).
         orientation_tolerance: and within this angle of the target rotation (radians; pose targets).
         distinct_tolerance: solutions whose joints differ by less than this (radians / metres,
             max over joints, modulo 2*pi for revolute joints) are the same solution.
         oversample: samples drawn per requested solution and round.
+        max_samples: cap of the samples per target and round (a 6-DoF pose has at most 16
+            solutions, so K = 64 need not draw 256 samples; later rounds still add more while
+            they find new solutions).
         max_rounds: sampling rounds before giving up on K distinct valid solutions.
         random_fraction: share of each round's samples drawn uniformly in joint space instead of
             from the model (refinement turns them into solutions too).  A trained generator can
@@ -59,14 +66,17 @@ class SolverOptions:
 
     num_solutions: int = 8
     refine: bool = True
-    refine_iterations: int = 20
+    refine_iterations: int = 16
     damping: float = 1e-9
+    initial_damping: float = 1e-3
+    max_step: float = 1.0
     position_tolerance: float = 1e-6
     orientation_tolerance: float = 1e-5
     distinct_tolerance: float = 1e-2
     oversample: int = 4
+    max_samples: int = 64
     max_rounds: int = 3
-    random_fraction: float = 0.5
+    random_fraction: float = 0.75
     min_samples: int = 16
 
     def __post_init__(self) -> None:
@@ -78,8 +88,10 @@ class SolverOptions:
                 raise ValueError(f"{name} must be >= 0 (tolerances may be inf: accept any error), got {v}")
         if not 0 <= self.random_fraction <= 1:
             raise ValueError(f"random_fraction must be in [0, 1], got {self.random_fraction}")
-        if self.oversample < 1 or self.max_rounds < 1 or self.refine_iterations < 0 or self.min_samples < 1:
-            raise ValueError("oversample and max_rounds must be >= 1, refine_iterations >= 0")
+        if self.oversample < 1 or self.max_rounds < 1 or self.refine_iterations < 0 or self.min_samples < 1 or self.max_samples < 1:
+            raise ValueError("oversample, max_samples, min_samples and max_rounds must be >= 1, refine_iterations >= 0")
+        if not (self.max_step > 0 and self.initial_damping >= 0):
+            raise ValueError("max_step must be > 0 and initial_damping >= 0")
 
 
 @dataclass(frozen=True)
@@ -122,44 +134,78 @@ def pose_error(chain: KinematicChain, q: torch.Tensor, position: torch.Tensor, r
     return pe, oe
 
 
-def refine(chain: KinematicChain, q: torch.Tensor, position: torch.Tensor, rotation: torch.Tensor | None, iterations: int, damping: float, tol: float = 1e-13) -> torch.Tensor:
+def refine(
+    chain: KinematicChain,
+    q: torch.Tensor,
+    position: torch.Tensor,
+    rotation: torch.Tensor | None,
+    iterations: int,
+    damping: float,
+    tol: float = 1e-13,
+    give_up_after: int | None = None,
+    give_up_error: float = 1e-3,
+    initial_damping: float | None = None,
+    max_step: float = math.inf,
+) -> torch.Tensor:
     """Batched Levenberg-Marquardt: q (N, dof) -> refined q, minimum-norm steps (stay in branch).
 
     dq = J^T (J J^T + lambda_i I)^-1 e with e = [p* - p; log(R* R^T)] (pose) or p* - p (position).
     Each sample has its own lambda_i, starting at ``damping``: a step that does not reduce the
     error is rejected and lambda_i grows tenfold (towards small gradient steps, which is what saves
     samples near singularities); an accepted step shrinks it again.
+
+    Only unconverged samples are iterated (the active set shrinks as samples reach ``tol``), and
+    after ``give_up_after`` iterations samples still farther than ``give_up_error`` (residual norm)
+    are abandoned: LM converges quadratically once in a solution's basin, so such samples are
+    stalled near a singularity or a joint-space saddle and would only keep the batch busy.  Their
+    last iterate is returned (the caller's tolerance filter drops it).
     """
-    q = q.clone()
+    out = q.clone()
     rows = 3 if rotation is None else 6
 
-    def residual(fk) -> torch.Tensor:
-        e = position - fk.position
-        if rotation is not None:
-            e = torch.cat([e, _rotation_log(rotation @ fk.rotation.transpose(-1, -2))], dim=-1)
+    def residual(fk, p, R) -> torch.Tensor:
+        e = p - fk.position
+        if R is not None:
+            e = torch.cat([e, _rotation_log(R @ fk.rotation.transpose(-1, -2))], dim=-1)
         return e
 
-    fkj = chain.forward_with_jacobian(q)
-    e = residual(fkj)
+    idx = torch.arange(q.shape[0], device=q.device)
+    qa, pa, Ra = out, position, rotation
+    fkj = chain.forward_with_jacobian(qa)
+    e = residual(fkj, pa, Ra)
     err = e.norm(dim=-1)
-    lam = torch.full_like(err, max(damping, 1e-12))
+    lam = torch.full_like(err, max(damping if initial_damping is None else initial_damping, 1e-12))
     eye = torch.eye(rows, dtype=q.dtype, device=q.device)
-    for _ in range(iterations):
+    for it in range(iterations):
         active = err > tol
-        if not active.any():
+        if give_up_after is not None and it >= give_up_after:
+            active &= err < give_up_error
+        n_active = int(active.sum())
+        if n_active == 0:
             break
-        J = fkj.jacobian[:, :rows]  # (N, rows, dof)
-        A = J @ J.transpose(-1, -2) + lam[:, None, None] * eye
-        dq = (J.transpose(-1, -2) @ torch.linalg.solve(A, e[..., None]))[..., 0]
-        q_new = q + dq
+        if n_active < qa.shape[0]:  # compact: write finished samples back, iterate the rest
+            done = ~active
+            out[idx[done]] = qa[done]
+            keep = torch.nonzero(active).flatten()
+            idx, qa, pa, e, err, lam = idx[keep], qa[keep], pa[keep], e[keep], err[keep], lam[keep]
+            Ra = Ra[keep] if Ra is not None else None
+            fkj = type(fkj)(fkj.position[keep], fkj.rotation[keep], fkj.jacobian[keep])
+        J = fkj.jacobian[:, :rows]  # (n, rows, dof)
+        Jt = J.transpose(-1, -2)
+        A = torch.baddbmm(lam[:, None, None] * eye, J, Jt)
+        L, info = torch.linalg.cholesky_ex(A)
+        dq = (Jt @ torch.cholesky_solve(e[..., None], L))[..., 0]
+        if max_step < math.inf:
+            dq = dq * (max_step / dq.abs().amax(-1, keepdim=True).clamp_min(max_step))
+        q_new = qa + dq
         fk_new = chain.forward_with_jacobian(q_new)
-        e_new = residual(fk_new)
+        e_new = residual(fk_new, pa, Ra)
         err_new = e_new.norm(dim=-1)
-        accept = (err_new < err) & active & torch.isfinite(err_new)
-        if not accept.any() and bool((lam[active] >= 1e6).all()):
+        accept = (err_new < err) & (info == 0) & torch.isfinite(err_new)
+        if not bool(accept.any()) and bool((lam >= 1e6).all()):
             break  # every unconverged sample is stuck at maximal damping
         lam = torch.where(accept, (lam / 10).clamp_min(max(damping, 1e-12)), (lam * 10).clamp_max(1e6))
-        q = torch.where(accept[:, None], q_new, q)
+        qa = torch.where(accept[:, None], q_new, qa)
         fkj = type(fkj)(
             torch.where(accept[:, None], fk_new.position, fkj.position),
             torch.where(accept[:, None, None], fk_new.rotation, fkj.rotation),
@@ -167,7 +213,8 @@ def refine(chain: KinematicChain, q: torch.Tensor, position: torch.Tensor, rotat
         )
         e = torch.where(accept[:, None], e_new, e)
         err = torch.where(accept, err_new, err)
-    return q
+    out[idx] = qa
+    return out
 
 
 class IKSolver:
@@ -231,54 +278,73 @@ class IKSolver:
                 raise ValueError("seed must be finite")
         ref = seed if seed is not None else torch.zeros(B, dof, dtype=torch.float64)
         timings = {"sample": 0.0, "refine": 0.0, "select": 0.0}
-        pool_q = torch.empty(B, 0, dof, dtype=torch.float64)
-        pool_pe = torch.empty(B, 0, dtype=torch.float64)
-        pool_oe = torch.empty(B, 0, dtype=torch.float64)
-        pool_ok = torch.empty(B, 0, dtype=torch.bool)
-        S = max(opt.oversample * K, opt.min_samples)
-        prev_found = torch.zeros(B, dtype=torch.long)
+        pools_q, pools_pe, pools_oe, pools_ok = [], [], [], []
+        S = max(min(opt.oversample * K, opt.max_samples), opt.min_samples)
+        n_rand = int(round(opt.random_fraction * S)) if opt.refine else 0
+        n_model = S - n_rand
+        todo = torch.arange(B)  # targets that are sampled this round
+        found = torch.zeros(B, dtype=torch.long)
+        keep = torch.zeros(B, 0, dtype=torch.bool)
         for round_ in range(opt.max_rounds):
             t0 = time.perf_counter()
+            b = todo.numel()
+            pos_t = position[todo]
+            rot_t = rotation[todo] if rotation is not None else None
+            q = torch.empty(b, S, dof, dtype=torch.float64)
             with self._lock:
                 gen = torch.Generator(device=self.model.device).manual_seed(self._seed + round_)
-                if self.model.config.target == "pose":
-                    if rotation is None:
+                if n_model:
+                    if self.model.config.target == "pose" and rot_t is None:
                         # position request to a pose model: condition every sample on a random orientation
-                        rand_R = quaternion_to_matrix(torch.randn(B, S, 4, generator=gen, dtype=torch.float64))
-                        q = self.model.sample(position, rand_R, S, generator=gen).q.double().cpu()
+                        rand_R = quaternion_to_matrix(torch.randn(b, n_model, 4, generator=gen, dtype=torch.float64))
+                        q[:, :n_model] = self.model.sample(pos_t, rand_R, n_model, generator=gen).q.double().cpu()
                     else:
-                        q = self.model.sample(position, rotation, S, generator=gen).q.double().cpu()
-                else:
-                    q = self.model.sample(position, None, S, generator=gen).q.double().cpu()  # (B, S, dof)
-                n_rand = int(round(opt.random_fraction * S)) if opt.refine else 0
+                        cond_R = rot_t if self.model.config.target == "pose" else None
+                        q[:, :n_model] = self.model.sample(pos_t, cond_R, n_model, generator=gen).q.double().cpu()
                 if n_rand:
-                    q[:, S - n_rand :] = self.chain.sample_configurations(B * n_rand, gen, dtype=torch.float64).reshape(B, n_rand, dof)
+                    q[:, n_model:] = self.chain.sample_configurations(b * n_rand, gen, dtype=torch.float64).reshape(b, n_rand, dof)
             t1 = time.perf_counter()
-            flat_q = q.reshape(B * S, dof)
-            flat_p = position[:, None].expand(B, S, 3).reshape(B * S, 3)
-            flat_R = rotation[:, None].expand(B, S, 3, 3).reshape(B * S, 3, 3) if rotation is not None else None
+            flat_q = q.reshape(b * S, dof)
+            flat_p = pos_t[:, None].expand(b, S, 3).reshape(b * S, 3)
+            flat_R = rot_t[:, None].expand(b, S, 3, 3).reshape(b * S, 3, 3) if rot_t is not None else None
             if opt.refine:
-                flat_q = refine(self.chain, flat_q, flat_p, flat_R, opt.refine_iterations, opt.damping)
+                flat_q = refine(
+                    self.chain, flat_q, flat_p, flat_R, opt.refine_iterations, opt.damping,
+                    give_up_after=opt.refine_iterations // 2, initial_damping=opt.initial_damping, max_step=opt.max_step,
+                )
             t2 = time.perf_counter()
-            flat_q, within = nearest_periodic_copy(flat_q, ref[:, None].expand(B, S, dof).reshape(B * S, dof), self.chain.lower, self.chain.upper, self.chain.periodic)
+            flat_q, within = nearest_periodic_copy(flat_q, ref[todo][:, None].expand(b, S, dof).reshape(b * S, dof), self.chain.lower, self.chain.upper, self.chain.periodic)
             pe, oe = pose_error(self.chain, flat_q, flat_p, flat_R)
             ok = within & torch.isfinite(flat_q).all(-1) & (pe <= opt.position_tolerance) & (oe <= opt.orientation_tolerance)
-            pool_q = torch.cat([pool_q, flat_q.reshape(B, S, dof)], 1)
-            pool_pe = torch.cat([pool_pe, pe.reshape(B, S)], 1)
-            pool_oe = torch.cat([pool_oe, oe.reshape(B, S)], 1)
-            pool_ok = torch.cat([pool_ok, ok.reshape(B, S)], 1)
-            keep = self._distinct(pool_q, pool_pe, pool_ok, opt.distinct_tolerance)
+            # scatter this round's samples of the sampled targets into (B, S) pool slabs
+            slab_q = torch.full((B, S, dof), math.nan, dtype=torch.float64)
+            slab_pe = torch.full((B, S), math.inf, dtype=torch.float64)
+            slab_oe = torch.full((B, S), math.inf, dtype=torch.float64)
+            slab_ok = torch.zeros(B, S, dtype=torch.bool)
+            slab_q[todo], slab_pe[todo], slab_oe[todo], slab_ok[todo] = flat_q.reshape(b, S, dof), pe.reshape(b, S), oe.reshape(b, S), ok.reshape(b, S)
+            pools_q.append(slab_q)
+            pools_pe.append(slab_pe)
+            pools_oe.append(slab_oe)
+            pools_ok.append(slab_ok)
+            pool_q, pool_pe, pool_ok = torch.cat(pools_q, 1), torch.cat(pools_pe, 1), torch.cat(pools_ok, 1)
+            keep, singletons = self._cell_representatives(pool_q, pool_pe, pool_ok, opt.distinct_tolerance)
             timings["sample"] += t1 - t0
             timings["refine"] += t2 - t1
             timings["select"] += time.perf_counter() - t2
-            found = keep.sum(1)
-            # stop when every target has K, or when a round found nothing new (the target has fewer
-            # distinct solutions than asked, e.g. at most 8 for a 6-DoF UR pose)
-            if (found >= K).all() or (round_ > 0 and torch.equal(found, prev_found)):
+            prev_found, found = found, keep.sum(1)
+            # Sample again only targets short of K for which a solution seen just once suggests
+            # unseen ones (Good-Turing: the chance that the next sample finds a new solution is
+            # about singletons / samples).  A target whose every solution was hit several times
+            # has fewer distinct solutions than asked (e.g. at most 8 for a 6-DoF UR pose); a
+            # position target has a continuum, so every sample is new and it reaches K.  A round
+            # that still found new solutions is followed by another one.
+            more = (found < K) & ((singletons > 0) | (found > prev_found))
+            todo = torch.nonzero(more).flatten()
+            if todo.numel() == 0:
                 break
-            prev_found = found
+        pool_q, pool_pe, pool_oe = torch.cat(pools_q, 1), torch.cat(pools_pe, 1), torch.cat(pools_oe, 1)
         t3 = time.perf_counter()
-        idx, sel_ok = self._rank(pool_q, keep, seed, K)
+        idx, sel_ok = self._select(pool_q, keep, seed, K, opt.distinct_tolerance)
         sol = torch.gather(pool_q, 1, idx[..., None].expand(B, K, dof))
         pe = torch.gather(pool_pe, 1, idx)
         oe = torch.gather(pool_oe, 1, idx)
@@ -290,72 +356,79 @@ class IKSolver:
         timings["select"] += time.perf_counter() - t3
         return IKResult(sol, sel_ok, torch.where(sel_ok, pe, nan), torch.where(sel_ok, oe, nan), branch, sel_ok.sum(1), timings)
 
-    def _distinct(self, q: torch.Tensor, err: torch.Tensor, ok: torch.Tensor, tol: float) -> torch.Tensor:
-        """(B, S) mask of valid samples kept after greedy deduplication (lowest error first).
+    def _cell_representatives(self, q: torch.Tensor, err: torch.Tensor, ok: torch.Tensor, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The lowest-error valid sample of each occupied joint-space grid cell of size ``tol``.
 
-        Refined samples of one solution agree to ~1e-10, so most duplicates share a grid cell of
-        size ``tol``: one pass of ``unique`` keeps the best sample per cell, and only those
-        representatives (a few per target) are compared pairwise for the cells' boundaries.
+        Returns:
+            (rep, singletons): (B, S) mask of representatives, and (B,) the number of a target's
+            cells that hold exactly one valid sample (solutions found only once so far).
+
+        Refined samples of one solution agree to ~1e-10, so nearly all duplicates share a cell: one
+        ``unique`` pass removes them.  Two representatives of neighbouring cells can still be
+        closer than ``tol``; :meth:`_select` enforces exact distinctness among those it returns.
         """
         B, S, dof = q.shape
         qw = self._wrap(q)
         err_key = torch.where(ok, err, torch.full_like(err, math.inf))
-        flat_ok = ok.reshape(-1)
         rep = torch.zeros(B * S, dtype=torch.bool)
-        if flat_ok.any():
-            idx = torch.nonzero(flat_ok).flatten()
+        singletons = torch.zeros(B, dtype=torch.long)
+        idx = torch.nonzero(ok.reshape(-1)).flatten()
+        if idx.numel():
             cells = torch.floor(qw.reshape(-1, dof)[idx] / max(tol, 1e-12)).long()
             keys = torch.cat([(idx // S)[:, None], cells], dim=1)
             _, inverse = torch.unique(keys, dim=0, return_inverse=True)
-            e = err_key.reshape(-1)[idx]
-            best = torch.full((int(inverse.max()) + 1,), math.inf, dtype=e.dtype).scatter_reduce(0, inverse, e, reduce="amin")
-            first = (e <= best[inverse])
-            # one representative per cell (ties: the first index)
-            cell_taken = torch.zeros_like(best, dtype=torch.bool)
-            for j in torch.nonzero(first).flatten().tolist():
-                c = int(inverse[j])
-                if not cell_taken[c]:
-                    cell_taken[c] = True
-                    rep[idx[j]] = True
-        rep = rep.reshape(B, S)
-        order = torch.argsort(torch.where(rep, err_key, torch.full_like(err_key, math.inf)), dim=1)
-        reps = torch.gather(rep, 1, order)
-        n = int(reps.sum(1).max()) if reps.any() else 0  # representatives sort first
-        kept = torch.zeros(B, S, dtype=torch.bool)
-        if n:
-            qs = torch.gather(qw, 1, order[:, :n, None].expand(B, n, dof))
-            dist = self._wrapped_distance(qs[:, :, None], qs[:, None, :])  # (B, n, n)
-            for k in range(n):
-                dup = ((dist[:, k] <= tol) & kept[:, :n]).any(-1)
-                kept[:, k] = reps[:, k] & ~dup
-        keep = torch.zeros_like(kept)
-        keep.scatter_(1, order, kept)
-        return keep
+            # the lowest-error sample of each cell represents it: order by error, then (stably) by cell
+            by_err = torch.argsort(err_key.reshape(-1)[idx], stable=True)
+            by_cell = by_err[torch.argsort(inverse[by_err], stable=True)]
+            cell_sorted = inverse[by_cell]
+            first = torch.ones_like(cell_sorted, dtype=torch.bool)
+            first[1:] = cell_sorted[1:] != cell_sorted[:-1]
+            rep[idx[by_cell[first]]] = True
+            counts = torch.bincount(inverse)
+            rep_target = idx[by_cell[first]] // S  # target of each cell, in cell order
+            singletons.scatter_add_(0, rep_target, (counts == 1).long())
+        return rep.reshape(B, S), singletons
 
-    def _rank(self, q: torch.Tensor, keep: torch.Tensor, seed: torch.Tensor | None, K: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Indices (B, K) into the pool and their validity: by seed distance, else farthest-point order."""
-        B, S, _ = q.shape
-        if seed is not None:
-            d = (q - seed[:, None]).norm(dim=-1)
-            d = torch.where(keep, d, torch.full_like(d, math.inf))
-            idx = torch.argsort(d, dim=1)[:, :K]
-            return idx, torch.gather(keep, 1, idx)
-        qw = self._wrap(q)
-        # farthest point: start at the first kept sample, then repeatedly the one farthest from the chosen
+    def _select(self, q: torch.Tensor, cand: torch.Tensor, seed: torch.Tensor | None, K: int, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Greedy choice of K distinct candidates per target: indices (B, K) into the pool and validity.
+
+        With a seed: repeatedly the candidate nearest the seed; without: farthest-point order (the
+        next is the candidate farthest from those chosen, i.e. most diverse first).  After each pick,
+        candidates within ``tol`` of it (max joint difference modulo 2*pi) are no longer available,
+        so the chosen ones are pairwise distinct.  K passes over the pool, each O(B * S * dof).
+        """
+        B, S, dof = q.shape
+        ar = torch.arange(B)
+        # distances in float32: wrapped angles are within [-pi, pi), far coarser than tol matters
+        qw = self._wrap(q).float()
+        periodic = self._periodic
+        all_periodic = bool(periodic.all())
+
+        def dist_to(c: torch.Tensor) -> torch.Tensor:  # (B, dof) -> (B, S)
+            d = (qw - c[:, None]).abs()
+            d = torch.minimum(d, 2 * math.pi - d) if all_periodic else torch.where(periodic, torch.minimum(d, 2 * math.pi - d), d)
+            return d.amax(-1)
+
+        avail = cand.clone()
         chosen = torch.zeros(B, K, dtype=torch.long)
         ok = torch.zeros(B, K, dtype=torch.bool)
-        first = torch.argmax(keep.to(torch.int8), dim=1)
+        if seed is not None:
+            priority = -(torch.nan_to_num(q, nan=0.0) - seed[:, None]).norm(dim=-1)  # nearest the seed first
+        else:
+            priority = torch.zeros(B, S, dtype=torch.float64)
+            priority[:, 0] = 1.0  # farthest-point order starts at the first candidate
+        neg_inf = torch.tensor(-math.inf, dtype=torch.float64)
         min_d = torch.full((B, S), math.inf, dtype=torch.float64)
-        cur = first
-        avail = keep.clone()
         for k in range(K):
-            has = avail.any(1)
-            if k > 0:
-                cur = torch.argmax(torch.where(avail, min_d, torch.full_like(min_d, -1.0)), dim=1)
+            if not bool(avail.any()):
+                break
+            score = torch.where(avail, priority if (seed is not None or k == 0) else min_d, neg_inf)
+            cur = torch.argmax(score, dim=1)
+            has = avail[ar, cur]
             chosen[:, k] = cur
-            ok[:, k] = has & avail[torch.arange(B), cur]
-            avail[torch.arange(B), cur] = False
-            d = self._wrapped_distance(qw, qw[torch.arange(B), cur][:, None])
-            min_d = torch.minimum(min_d, d)
+            ok[:, k] = has
+            d = dist_to(qw[ar, cur]).double()
+            avail &= d > tol
+            if seed is None:
+                min_d = torch.minimum(min_d, d)
         return chosen, ok
-
