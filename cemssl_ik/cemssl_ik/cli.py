@@ -327,6 +327,28 @@ def _cmd_bench_service(args: argparse.Namespace) -> int:
     return 0 if all(r["failures"] == 0 for r in rows) else 1
 
 
+def _cmd_bench_report(args: argparse.Namespace) -> int:
+    import torch
+
+    from .evaluation.report import run_report, summary_rows
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = args.out or ("out/report_quick" if args.quick else "docs")
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()] if args.sections else None
+    command = "cemssl-ik " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("cemssl-ik") else "cemssl-ik bench report" + (" --quick" if args.quick else "")
+    log = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
+    report = run_report(out, "quick" if args.quick else "full", sections, seed=args.seed, command=command, log=log)
+    if args.json:
+        print(json.dumps(report, indent=1, default=float))
+        return 0
+    print(f"\nwrote {out}/RESULTS.md and {out}/results/ ({report['total_seconds'] / 60:.1f} min)")
+    print("| what | result |\n|---|---|")
+    for what, fig in summary_rows(report):
+        print(f"| {what} | {fig} |")
+    return 0
+
+
 def _cmd_bench_solver(args: argparse.Namespace) -> int:
     import torch
 
@@ -462,6 +484,14 @@ def build_parser() -> argparse.ArgumentParser:
     bsv.add_argument("--position-only", action="store_true")
     bsv.add_argument("--json", action="store_true")
     bsv.set_defaults(func=_cmd_bench_service)
+    brp = bench_sub.add_parser("report", help="every section of docs/RESULTS.md: papers' tables, diversity, peers side by side, plots")
+    brp.add_argument("--quick", action="store_true", help="small sizes (about 2 minutes): a smoke run, not figures to quote")
+    brp.add_argument("--out", default=None, help="output folder for RESULTS.md and results/ (default: docs, or out/report_quick with --quick)")
+    brp.add_argument("--sections", default=None, help="comma-separated subset of: ur3_position,emssl,planar,artificial,ur3_pose,speed")
+    brp.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    brp.add_argument("--seed", type=int, default=0)
+    brp.add_argument("--json", action="store_true", help="print the report JSON instead of the summary table")
+    brp.set_defaults(func=_cmd_bench_report)
     return parser
 
 

@@ -115,3 +115,33 @@ def test_cli_train_eval_and_resume(tmp_path):
     assert all(math.isfinite(v) for v in data["position_error_mm"].values()) and data["seconds"] > 0
     bad = subprocess.run([sys.executable, "-m", "cemssl_ik.cli", "eval", "--model", str(tmp_path / "missing")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "needs both" in bad.stderr
+
+
+def prefixed_urdf(prefix: str = "ur_") -> str:
+    """The shipped UR3 URDF with every link and joint renamed and the XML re-indented (same kinematics)."""
+    from cemssl_ik.kinematics import find_package_file
+
+    text = find_package_file("urdf/ur3.urdf").read_text()
+    for tag in ('<link name="', '<joint name="', '<parent link="', '<child link="'):
+        text = text.replace(tag, tag + prefix)
+    lines = text.splitlines()
+    return "\n".join([lines[0]] + ["    " + line.strip() for line in lines[1:]])
+
+
+def test_same_kinematics_under_other_names_loads_and_changed_kinematics_is_refused(tmp_path):
+    from cemssl_ik.kinematics import KinematicChain
+
+    chain, model = _model()
+    save_checkpoint(tmp_path / "m", model, chain)
+    prefixed = KinematicChain.from_urdf(prefixed_urdf(), "ur_base_link", "ur_tool0")
+    assert prefixed.joint_names[0] == "ur_shoulder_pan_joint" and prefixed.source_hash != chain.source_hash
+    assert prefixed.kinematics_hash == chain.kinematics_hash
+    loaded, _ = load_checkpoint(tmp_path / "m", prefixed)
+    pos = chain.forward(chain.sample_configurations(4, torch.Generator().manual_seed(0))).position
+    z = torch.randn(4, 3, 6)
+    assert torch.equal(model.eval().sample(pos, num_samples=3, z=z).q, loaded.sample(pos, num_samples=3, z=z).q)
+    # a changed upper-arm length (0.24365 m in ur_description) is another robot, whatever the names
+    longer = KinematicChain.from_urdf(prefixed_urdf().replace("-0.24365", "-0.25365"), "ur_base_link", "ur_tool0")
+    assert longer.kinematics_hash != chain.kinematics_hash
+    with pytest.raises(CheckpointError, match="kinematics"):
+        load_checkpoint(tmp_path / "m", longer)

@@ -260,3 +260,55 @@ def test_get_position_ik_service_with_moveit_msgs(service):
     assert res.error_code.val == MoveItErrorCodes.SUCCESS
     reached = UR3.forward(torch.tensor(res.solution.joint_state.position, dtype=torch.float64)).position
     assert (reached - fk.position).norm() <= 1e-6
+
+
+@requires_ros
+def test_robot_description_topic_with_prefixed_names_and_solution_publication(checkpoint):
+    """A robot_state_publisher-style latched URDF with prefixed names brings the model up; answers
+    carry the URDF's joint names and are published on ~/solutions."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from std_msgs.msg import String
+    from test_checkpoint import prefixed_urdf
+    from trajectory_msgs.msg import JointTrajectory
+
+    from cemssl_ik_interfaces.srv import GetIKSolutions
+
+    server = NodeProcess(
+        "cemssl_ik.ros.ik_service_node", "-r", "__node:=ik_rd_test",
+        "-p", f"model:={checkpoint}", "-p", "robot_description_topic:=/rd_test/robot_description",
+        "-p", "base_link:=ur_base_link", "-p", "tip_link:=ur_tool0", "-p", "publish_solutions:=true",
+        "-p", "model_update_topic:=''",
+    )  # fmt: skip
+    client = Client({"multi": (GetIKSolutions, "/ik_rd_test/get_ik_solutions")})
+    received = []
+    client.node.create_subscription(JointTrajectory, "/ik_rd_test/solutions", received.append, 10)
+    try:
+        assert client.wait("multi"), server.close()
+        # no URDF with those links yet: the checkpoint's own chain is base_link -> tool0
+        res = client.call("multi", _request(GetIKSolutions, n=2)[0])
+        assert res.error_code == GetIKSolutions.Response.MODEL_UNAVAILABLE and "ur_base_link" in res.message
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        pub = client.node.create_publisher(String, "/rd_test/robot_description", latched)
+        pub.publish(String(data=prefixed_urdf()))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            req, fk = _request(GetIKSolutions, n=3, frame="ur_base_link")
+            res = client.call("multi", req)
+            if res.error_code == GetIKSolutions.Response.SUCCESS:
+                break
+            client.executor.spin_once(timeout_sec=0.3)
+        assert res.error_code == GetIKSolutions.Response.SUCCESS, res.message
+        assert res.solutions[0].name[0] == "ur_shoulder_pan_joint" and res.solutions[0].header.frame_id == "ur_base_link"
+        q = torch.tensor(list(res.solutions[0].position), dtype=torch.float64)
+        assert (UR3.forward(q).position - fk.position).norm() <= 1e-6
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            client.executor.spin_once(timeout_sec=0.2)
+        assert received, "nothing published on ~/solutions"
+        traj = received[-1]
+        assert list(traj.joint_names)[0] == "ur_shoulder_pan_joint" and len(traj.points) == len(res.solutions)
+        assert list(traj.points[0].positions) == list(res.solutions[0].position)
+    finally:
+        client.close()
+        log = server.close()
+        assert "Traceback" not in log, log

@@ -82,6 +82,7 @@ def save_checkpoint(path: str | Path, model: IKGenerator, chain: KinematicChain,
         "robot": {
             "name": chain.name,
             "urdf_hash": chain.source_hash,
+            "kinematics_hash": chain.kinematics_hash,
             "base_link": chain.base_link,
             "tip_link": chain.tip_link,
             "joint_names": list(chain.joint_names),
@@ -180,12 +181,16 @@ def load_checkpoint(
     robot = metadata["robot"]
     if chain is not None:
         problems = []
-        if robot["urdf_hash"] != chain.source_hash:
-            problems.append("robot description (URDF hash) differs")
-        if (robot["base_link"], robot["tip_link"]) != (chain.base_link, chain.tip_link):
-            problems.append(f"chain {robot['base_link']}->{robot['tip_link']} vs {chain.base_link}->{chain.tip_link}")
-        if list(robot["joint_names"]) != list(chain.joint_names):
-            problems.append(f"joints {robot['joint_names']} vs {list(chain.joint_names)}")
+        same_kinematics = robot.get("kinematics_hash") is not None and robot["kinematics_hash"] == chain.kinematics_hash
+        if same_kinematics:
+            pass  # same joint origins, axes, types and limits: names and URDF text may differ (prefixes, xacro output)
+        else:
+            if robot["urdf_hash"] != chain.source_hash:
+                problems.append("robot description differs (URDF hash, and kinematics: joint origins, axes or limits)")
+            if (robot["base_link"], robot["tip_link"]) != (chain.base_link, chain.tip_link):
+                problems.append(f"chain {robot['base_link']}->{robot['tip_link']} vs {chain.base_link}->{chain.tip_link}")
+            if list(robot["joint_names"]) != list(chain.joint_names):
+                problems.append(f"joints {robot['joint_names']} vs {list(chain.joint_names)}")
         if problems:
             raise CheckpointError(f"checkpoint {weights_path.name} was trained for robot {robot['name']!r}, not this {chain.name!r} chain: " + "; ".join(problems))
     try:

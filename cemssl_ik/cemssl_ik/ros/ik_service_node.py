@@ -8,6 +8,11 @@ Services:
 Subscriptions:
     ``model_update_topic`` (std_msgs/String, a checkpoint path): hot reload when the learner
     announces a new checkpoint.
+    ``robot_description_topic`` (std_msgs/String, transient local, as robot_state_publisher
+    publishes it): the URDF; a new description reloads the model against it.
+Publications:
+    ``~/solutions`` (trajectory_msgs/JointTrajectory, when ``publish_solutions``): the solutions of
+    the last answered request as trajectory points one second apart, for visualization.
 
 A model that cannot be loaded (missing, corrupt, for another robot) does not stop the node: it
 starts, logs why, and answers MODEL_UNAVAILABLE until a reload succeeds.
@@ -39,6 +44,11 @@ PARAMETERS = {
     "model": ("ur3_cemssl_pose", "shipped model name or checkpoint path"),
     "robot_description": ("", "URDF XML of the robot (default: the checkpoint's built-in robot, e.g. ur3)"),
     "robot_description_file": ("", "path to the robot's URDF (alternative to robot_description)"),
+    "robot_description_topic": ("/robot_description", "std_msgs/String URDF topic (transient local); a new description reloads the model ('' disables)"),
+    "base_link": ("", "chain base link in the URDF ('' = the checkpoint's; set it for prefixed URDFs)"),
+    "tip_link": ("", "chain tip link in the URDF ('' = the checkpoint's)"),
+    "joint_names": (["" ], "expected joint names of the chain, base to tip (empty = whatever the URDF chain has); a mismatch refuses the model"),
+    "publish_solutions": (False, "publish each answer's solutions on ~/solutions (trajectory_msgs/JointTrajectory)"),
     "max_solutions": (64, "largest num_solutions a request may ask for"),
     "refine": (True, "GetPositionIK: polish solutions with damped least squares"),
     "position_tolerance": (1e-6, "default position tolerance [m] for refined solutions"),
@@ -81,6 +91,17 @@ def _make_node_class():
             topic = self.get_parameter("model_update_topic").value
             if topic:
                 self.create_subscription(String, topic, self._on_model_update, 10, callback_group=group)
+            self._solutions_pub = None
+            if self.get_parameter("publish_solutions").value:
+                from trajectory_msgs.msg import JointTrajectory
+
+                self._solutions_pub = self.create_publisher(JointTrajectory, "~/solutions", 10)
+            rd_topic = self.get_parameter("robot_description_topic").value
+            if rd_topic:
+                from rclpy.qos import DurabilityPolicy, QoSProfile
+
+                latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+                self.create_subscription(String, rd_topic, self._on_robot_description, latched, callback_group=group)
 
         # ---------------------------------------------------------------- setup
         def _validate_parameters(self, params) -> SetParametersResult:
@@ -119,12 +140,19 @@ def _make_node_class():
                 urdf_file = self.get_parameter("robot_description_file").value
                 info = read_metadata(name)  # robot and chain ends, before building the chain
                 robot = info.metadata["robot"]
+                base = self.get_parameter("base_link").value or robot["base_link"]
+                tip = self.get_parameter("tip_link").value or robot["tip_link"]
                 if urdf or urdf_file:
                     urdf_text = read_urdf_text(urdf) if urdf else read_urdf_text(urdf_file)
-                    chain = KinematicChain.from_urdf(urdf_text, robot["base_link"], robot["tip_link"])
+                    chain = KinematicChain.from_urdf(urdf_text, base, tip)
+                elif (base, tip) != (robot["base_link"], robot["tip_link"]):
+                    raise ValueError(f"base_link / tip_link {base!r} -> {tip!r} differ from the checkpoint's {robot['base_link']!r} -> {robot['tip_link']!r}; give the URDF that has them (robot_description)")
                 else:
                     urdf_text = find_package_file(f"urdf/{robot['name']}.urdf").read_text() if robot["name"] == "ur3" else None
                     chain = load_robot(robot["name"], robot["base_link"], robot["tip_link"]) if robot["name"] == "ur3" else load_robot(robot["name"])
+                expected = [n for n in self.get_parameter("joint_names").value if n]
+                if expected and list(expected) != list(chain.joint_names):
+                    raise ValueError(f"joint_names parameter {expected} does not match the chain {base!r} -> {tip!r}: {list(chain.joint_names)}")
                 model, info = load_checkpoint(name, chain)  # verified against the robot
             except (CheckpointError, URDFError, ValueError, FileNotFoundError, KeyError) as exc:
                 msg = f"cannot load model {name!r}: {exc}"
@@ -239,7 +267,24 @@ def _make_node_class():
             response.branches = [int(b) if b >= 0 else 255 for b in res.branch[0][ok].tolist()]
             response.error_code = R.SUCCESS
             response.message = f"{int(ok.sum())} of {n} solution(s)"
+            if self._solutions_pub is not None:
+                self._publish_solutions(chain, stamp, response.solutions)
             return response
+
+        def _publish_solutions(self, chain: KinematicChain, stamp, solutions) -> None:
+            from builtin_interfaces.msg import Duration as DurationMsg
+            from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+            msg = JointTrajectory()
+            msg.header.stamp = stamp
+            msg.header.frame_id = chain.base_link
+            msg.joint_names = list(chain.joint_names)
+            for i, js in enumerate(solutions):
+                pt = JointTrajectoryPoint()
+                pt.positions = list(js.position)
+                pt.time_from_start = DurationMsg(sec=i + 1)
+                msg.points.append(pt)
+            self._solutions_pub.publish(msg)
 
         def _on_get_ik(self, request, response):
             codes = self._moveit
@@ -277,6 +322,17 @@ def _make_node_class():
         def _on_reload(self, request, response):
             response.success, response.message = self.reload_model()
             return response
+
+        def _on_robot_description(self, msg) -> None:
+            from rclpy.parameter import Parameter
+
+            if msg.data == self.get_parameter("robot_description").value:
+                return
+            self.get_logger().info(f"robot_description received ({len(msg.data)} bytes): reloading the model against it")
+            self.set_parameters([Parameter("robot_description", Parameter.Type.STRING, msg.data)])
+            ok, why = self.reload_model()
+            if not ok:
+                self.get_logger().error(f"the published robot_description does not fit the model: {why}")
 
         def _on_model_update(self, msg) -> None:
             from rclpy.parameter import Parameter

@@ -1,0 +1,73 @@
+"""`cemssl-ik bench report --quick`: the report's structure and sanity (never its timings)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+from cemssl_ik.evaluation.report import SECTIONS
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    proc = subprocess.run([sys.executable, "-m", "cemssl_ik.cli", "bench", "report", "--quick", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, json.loads((out / "results" / "report.json").read_text()), (out / "RESULTS.md").read_text(), proc.stdout
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def test_every_section_ran_and_is_in_the_markdown(report):
+    out, data, md, stdout = report
+    assert set(data["sections"]) == set(SECTIONS)
+    for heading in ("## UR3 position-only", "## EMSSL", "## Planar arms", "## Artificial chains", "## UR3 full pose", "## Speed"):
+        assert heading in md
+    assert data["machine"]["logical_cpus"] >= 1 and data["machine"]["versions"]["torch"]
+    assert "| what | result |" in stdout and "RESULTS.md" in stdout
+    for png in out.glob("results/*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    names = {p.name for p in out.glob("results/*.png")}
+    assert {"ur3_position_error_cdf.png", "ur3_finetune_bars.png", "ur3_position_overlays.png", "ur3_position_cross_section.png", "emssl_learning_curves.png", "ur3_pose_overlays.png"} <= names
+    for link in ("results/ur3_position_error_cdf.png", "results/emssl_learning_curves.png"):
+        assert f"({link})" in md
+
+
+def test_shipped_models_section_is_sane(report):
+    _, data, _, _ = report
+    models = data["sections"]["ur3_position"]["models"]
+    assert len(models) == 7
+    for r in models.values():
+        e = r["position_error_mm"]
+        assert all(_finite(e[k]) for k in ("mean", "median", "p95", "max")) and 0 < e["median"] <= e["p95"] <= e["max"]
+        assert 0 <= r["class_coverage"] <= 1 and _finite(r["mmd"])
+    # the shipped CEMSSL model is the most precise position model (it is, by 4x at least)
+    assert models["ur3_cemssl_position"]["position_error_mm"]["mean"] < min(m["position_error_mm"]["mean"] for k, m in models.items() if k != "ur3_cemssl_position")
+
+
+def test_trained_sections_have_finite_rows(report):
+    _, data, _, _ = report
+    sec = data["sections"]
+    assert len(sec["emssl"]["table_ii"]) == 8 and all(_finite(r["position_error_mm"]["mean"]) for r in sec["emssl"]["table_ii"])
+    assert [r["strategy"] for r in sec["emssl"]["table_iii"]] == ["none", "batch", "vectorized", "both"]
+    assert all(_finite(r["mmd"]) and _finite(r["resimulation_error_mm"]["mean"]) for r in sec["planar"]["rows"])
+    pose_rows = [r for r in sec["artificial"]["rows"] if r["target"] == "pose"]
+    assert pose_rows and all(_finite(r["orientation_error_deg"]["mean"]) for r in pose_rows)
+
+
+def test_peers_side_by_side_and_the_analytic_peer_is_exact(report):
+    _, data, _, _ = report
+    solvers = data["sections"]["ur3_pose"]["solvers"]
+    an = solvers["analytic"]
+    assert an["precise_fraction_of_returned"] == 1.0 and an["analytic_coverage"] == 1.0
+    ours = solvers["cemssl_ik (K=32, refined)"]
+    assert ours["precise_fraction_of_returned"] >= 0.999 and ours["analytic_coverage"] >= 0.9
+    for name in ("trac_ik", "pytorch_kinematics", "ikpy"):
+        assert name in solvers and ("absent" in solvers[name] or solvers[name]["targets"] >= 1)
+    speed = data["sections"]["speed"]["rows"]
+    assert all(r["solutions_per_second"] > 0 for r in speed if r["solver"].startswith("cemssl_ik"))
