@@ -480,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     bsv.add_argument("--model", default="ur3_cemssl_pose")
     bsv.add_argument("--k", type=int, nargs="+", default=[1, 16, 64], help="solutions per request")
     bsv.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16], help="concurrent client processes")
-    bsv.add_argument("--requests", type=int, default=1000, help="requests per (K, clients) cell")
+    bsv.add_argument("--requests", type=int, default=1200, help="requests per (K, clients) cell (9 cells: 10,800 in all)")
     bsv.add_argument("--position-only", action="store_true")
     bsv.add_argument("--json", action="store_true")
     bsv.set_defaults(func=_cmd_bench_service)

@@ -18,7 +18,9 @@ result has a fixed shape (B, K, dof) with a validity mask.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,7 +33,7 @@ from .kinematics.transforms import quaternion_to_matrix, rotation_angle
 from .kinematics.ur_analytic import ur_branch_ids
 from .models.generators import IKGenerator
 
-__all__ = ["SolverOptions", "IKResult", "IKSolver", "refine", "pose_error"]
+__all__ = ["SolverOptions", "IKResult", "IKSolver", "RequestBatcher", "refine", "pose_error"]
 
 
 @dataclass
@@ -337,8 +339,8 @@ class IKSolver:
             # about singletons / samples).  A target whose every solution was hit several times
             # has fewer distinct solutions than asked (e.g. at most 8 for a 6-DoF UR pose); a
             # position target has a continuum, so every sample is new and it reaches K.  A round
-            # that still found new solutions is followed by another one.
-            more = (found < K) & ((singletons > 0) | (found > prev_found))
+            # that still found new solutions, or none at all yet, is followed by another one.
+            more = (found < K) & ((singletons > 0) | (found > prev_found) | (found == 0))
             todo = torch.nonzero(more).flatten()
             if todo.numel() == 0:
                 break
@@ -432,3 +434,115 @@ class IKSolver:
             if seed is None:
                 min_d = torch.minimum(min_d, d)
         return chosen, ok
+
+
+@dataclass
+class _Pending:
+    position: torch.Tensor  # (3,)
+    rotation: torch.Tensor | None  # (3, 3)
+    seed: torch.Tensor | None  # (dof,)
+    options: SolverOptions
+    done: threading.Event = field(default_factory=threading.Event)
+    result: IKResult | None = None
+    error: BaseException | None = None
+
+
+def _take(res: IKResult, i: int, timings: dict) -> IKResult:
+    return IKResult(res.solutions[i : i + 1], res.valid[i : i + 1], res.position_error[i : i + 1], res.orientation_error[i : i + 1], res.branch[i : i + 1], res.num_valid[i : i + 1], timings)
+
+
+class RequestBatcher:
+    """Serves single-target requests from many threads with batched :meth:`IKSolver.solve` calls.
+
+    Requests that arrive while a batch is being solved queue up; the worker then solves every
+    queued request with equal options (and the same kind: pose or position, with or without seed)
+    in one call.  Under concurrent load this replaces many small, overhead-bound solves by a few
+    larger ones.  A lone request is solved at once (``max_wait`` = 0 adds no latency).
+
+    Answers of a batched request are as valid, distinct and ranked as those of a lone one; which
+    of several equally good solutions come back can depend on what it was batched with (the latent
+    draws are shared by the batch).
+
+    Args:
+        solver: the solver to call (its model must not change underneath; make a new batcher).
+        max_batch: most requests per solve call.
+        max_wait: seconds the worker waits for more requests after the first (0: none).
+    """
+
+    def __init__(self, solver: IKSolver, max_batch: int = 64, max_wait: float = 0.0) -> None:
+        if max_batch < 1 or max_wait < 0:
+            raise ValueError("max_batch must be >= 1 and max_wait >= 0")
+        self.solver, self.max_batch, self.max_wait = solver, max_batch, max_wait
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._closed = False
+        self.batches = 0  # solve calls made (statistics)
+        self.requests = 0
+        self._thread = threading.Thread(target=self._worker, name="ik-request-batcher", daemon=True)
+        self._thread.start()
+
+    def solve_one(self, position, rotation=None, seed=None, options: SolverOptions | None = None, timeout: float | None = None) -> IKResult:
+        """Solve one target (position (3,), rotation (3, 3) or None, seed (dof,) or None): a B = 1 result."""
+        item = _Pending(
+            torch.as_tensor(position, dtype=torch.float64).reshape(3),
+            None if rotation is None else torch.as_tensor(rotation, dtype=torch.float64).reshape(3, 3),
+            None if seed is None else torch.as_tensor(seed, dtype=torch.float64).reshape(-1),
+            options or SolverOptions(),
+        )
+        if self._closed:  # a caller that raced a model swap: answer it directly
+            self._solve_group([item])
+        else:
+            self._queue.put(item)
+        if not item.done.wait(timeout):
+            raise TimeoutError(f"no answer within {timeout} s")
+        if item.error is not None:
+            raise item.error
+        assert item.result is not None
+        return item.result
+
+    def close(self) -> None:
+        """Stop the worker after the queued requests are answered."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+
+    def _worker(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            items = [first]
+            deadline = time.monotonic() + self.max_wait
+            while len(items) < self.max_batch:
+                try:
+                    nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic())) if self.max_wait else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                items.append(nxt)
+            groups: dict[tuple, list[_Pending]] = {}
+            for it in items:
+                key = (dataclasses.astuple(it.options), it.rotation is None, it.seed is None)
+                groups.setdefault(key, []).append(it)
+            for group in groups.values():
+                self._solve_group(group)
+
+    def _solve_group(self, group: list[_Pending]) -> None:
+        try:
+            pos = torch.stack([g.position for g in group])
+            rot = None if group[0].rotation is None else torch.stack([g.rotation for g in group])
+            seed = None if group[0].seed is None else torch.stack([g.seed for g in group])
+            res = self.solver.solve(pos, rot, seed, group[0].options)
+            self.batches += 1
+            self.requests += len(group)
+            timings = dict(res.timings, batch_size=len(group))
+            for i, g in enumerate(group):
+                g.result = _take(res, i, timings)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            for g in group:
+                g.error = exc
+        finally:
+            for g in group:
+                g.done.set()

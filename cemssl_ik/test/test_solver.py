@@ -98,3 +98,41 @@ def test_fixed_shape_when_fewer_solutions_exist_and_bad_input(chain, solver):
         solver.solve(torch.tensor([[math.nan, 0.0, 0.0]]))
     with pytest.raises(ValueError, match="num_solutions"):
         SolverOptions(num_solutions=0)
+
+
+def test_request_batcher_answers_concurrent_requests_correctly(chain, solver):
+    import threading
+
+    from cemssl_ik.solver import RequestBatcher
+
+    _, fk = _targets(chain, 24, 6)
+    batcher = RequestBatcher(solver, max_batch=8)
+    results, errors = {}, []
+
+    def ask(i: int) -> None:
+        try:
+            rot = fk.rotation[i] if i % 2 == 0 else None  # poses and positions mixed: solved in separate groups
+            results[i] = batcher.solve_one(fk.position[i], rot, options=SolverOptions(num_solutions=2))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    batcher.close()
+    assert not errors and len(results) == 24
+    assert batcher.requests == 24 and batcher.batches < 24  # some requests shared a solve call
+    for i, res in results.items():
+        assert res.solutions.shape == (1, 2, 6) and res.valid[0, 0]
+        out = chain.forward(res.solutions[0][res.valid[0]])
+        assert (out.position - fk.position[i]).norm(dim=-1).max() <= 1e-6
+        if i % 2 == 0:
+            assert rotation_angle(out.rotation, fk.rotation[i].expand_as(out.rotation)).max() <= 1e-5
+    with pytest.raises(ValueError, match="finite"):
+        b2 = RequestBatcher(solver)
+        try:
+            b2.solve_one(torch.tensor([math.nan, 0.0, 0.0]))
+        finally:
+            b2.close()

@@ -34,7 +34,7 @@ from ..kinematics import KinematicChain, load_robot, quaternion_to_matrix
 from ..kinematics.robots import find_package_file
 from ..kinematics.urdf import URDFError, fixed_transform, read_urdf_text
 from ..models import CheckpointError, load_checkpoint, read_metadata
-from ..solver import IKSolver, SolverOptions
+from ..solver import IKSolver, RequestBatcher, SolverOptions
 from .conversions import RequestError, parse_pose, parse_position_ik_request, parse_seed, validate_num_solutions
 
 __all__ = ["main"]
@@ -55,6 +55,7 @@ PARAMETERS = {
     "orientation_tolerance": (1e-5, "default orientation tolerance [rad] for refined solutions"),
     "distinct_tolerance": (1e-2, "solutions closer than this (max joint difference, rad) are one"),
     "oversample": (4, "samples drawn per requested solution and round"),
+    "max_batch": (64, "concurrent requests solved together in one batched solver call, at most"),
     "model_update_topic": ("/cemssl_learner/model_updates", "std_msgs/String checkpoint paths that trigger a reload ('' disables)"),
 }
 
@@ -79,6 +80,7 @@ def _make_node_class():
             self._JointState = JointState
             self._state_lock = threading.Lock()
             self._solver: IKSolver | None = None
+            self._batcher: RequestBatcher | None = None
             self._chain: KinematicChain | None = None
             self._urdf: str | None = None
             self._model_error = "no model loaded yet"
@@ -107,7 +109,7 @@ def _make_node_class():
         def _validate_parameters(self, params) -> SetParametersResult:
             for p in params:
                 v = p.value
-                if p.name in ("max_solutions", "oversample") and not (isinstance(v, int) and v >= 1):
+                if p.name in ("max_solutions", "oversample", "max_batch") and not (isinstance(v, int) and v >= 1):
                     return SetParametersResult(successful=False, reason=f"{p.name} must be an integer >= 1")
                 if p.name in ("position_tolerance", "orientation_tolerance", "distinct_tolerance") and not (isinstance(v, float) and v > 0 and math.isfinite(v)):
                     return SetParametersResult(successful=False, reason=f"{p.name} must be a positive finite float")
@@ -161,8 +163,13 @@ def _make_node_class():
                     if self._solver is None:
                         self._model_error = msg
                 return False, msg
+            solver = IKSolver(model, chain)
+            batcher = RequestBatcher(solver, max_batch=int(self.get_parameter("max_batch").value))
             with self._state_lock:
-                self._solver, self._chain, self._urdf, self._model_error = IKSolver(model, chain), chain, urdf_text, ""
+                old = self._batcher
+                self._solver, self._batcher, self._chain, self._urdf, self._model_error = solver, batcher, chain, urdf_text, ""
+            if old is not None:
+                old.close()  # answers what it has queued, then stops
             msg = f"loaded {name!r} ({info.metadata['method']}, {model.config.target} targets) for {chain.name} {chain.base_link}->{chain.tip_link}"
             self.get_logger().info(msg)
             return True, msg
@@ -197,7 +204,7 @@ def _make_node_class():
 
         def _snapshot(self):
             with self._state_lock:
-                return self._solver, self._chain, self._urdf, self._model_error
+                return self._batcher, self._chain, self._urdf, self._model_error
 
         # ---------------------------------------------------------------- services
         def _on_get_ik_solutions(self, request, response):
@@ -243,9 +250,9 @@ def _make_node_class():
                 distinct_tolerance=float(self.get_parameter("distinct_tolerance").value),
                 oversample=int(self.get_parameter("oversample").value),
             )
-            res = solver.solve(
-                torch.tensor(pos, dtype=torch.float64)[None],
-                None if rot is None else torch.tensor(rot, dtype=torch.float64)[None],
+            res = solver.solve_one(
+                torch.tensor(pos, dtype=torch.float64),
+                None if rot is None else torch.tensor(rot, dtype=torch.float64),
                 None if seed is None else torch.tensor(seed, dtype=torch.float64),
                 opts,
             )
@@ -304,7 +311,7 @@ def _make_node_class():
                     return response
                 pos, rot = converted
                 opts = SolverOptions(num_solutions=1, refine=bool(self.get_parameter("refine").value), position_tolerance=float(self.get_parameter("position_tolerance").value), orientation_tolerance=float(self.get_parameter("orientation_tolerance").value))
-                res = solver.solve(torch.tensor(pos)[None], torch.tensor(rot)[None], None if query.seed is None else torch.tensor(query.seed), opts)
+                res = solver.solve_one(torch.tensor(pos), torch.tensor(rot), None if query.seed is None else torch.tensor(query.seed), opts)
                 if not res.valid[0, 0]:
                     response.error_code.val = codes.NO_IK_SOLUTION
                     return response
