@@ -43,7 +43,14 @@ class SolverOptions:
     Attributes:
         num_solutions: K, solutions returned per target.
         refine: polish samples with damped least squares.
-        refine_iterations: maximum LM iterations.
+        refine_iterations: maximum LM iterations (samples converging slowly near a singularity
+            use them; converged ones stop early).
+        give_up_after: after this many iterations, samples still farther than 1 mm / 1e-3 rad
+            (residual norm) are abandoned (see :func:`refine`).
+        rescue_rounds: extra rounds, after ``max_rounds``, for targets with no solution yet: twice
+            the samples, refined patiently (no abandoning), for the rare reachable target whose
+            samples converge slowly (near a singularity or the workspace boundary).  Unreachable
+            targets pay for these rounds too.
         damping: smallest LM damping lambda (m^2); small keeps steps Gauss-Newton near a solution.
         initial_damping: LM damping of the first step (grows on rejected steps, shrinks towards
             ``damping`` on accepted ones).
@@ -68,7 +75,9 @@ class SolverOptions:
 
     num_solutions: int = 8
     refine: bool = True
-    refine_iterations: int = 16
+    refine_iterations: int = 30
+    give_up_after: int = 8
+    rescue_rounds: int = 2
     damping: float = 1e-9
     initial_damping: float = 1e-3
     max_step: float = 1.0
@@ -90,7 +99,7 @@ class SolverOptions:
                 raise ValueError(f"{name} must be >= 0 (tolerances may be inf: accept any error), got {v}")
         if not 0 <= self.random_fraction <= 1:
             raise ValueError(f"random_fraction must be in [0, 1], got {self.random_fraction}")
-        if self.oversample < 1 or self.max_rounds < 1 or self.refine_iterations < 0 or self.min_samples < 1 or self.max_samples < 1:
+        if self.oversample < 1 or self.max_rounds < 1 or self.refine_iterations < 0 or self.min_samples < 1 or self.max_samples < 1 or self.rescue_rounds < 0 or self.give_up_after < 0:
             raise ValueError("oversample, max_samples, min_samples and max_rounds must be >= 1, refine_iterations >= 0")
         if not (self.max_step > 0 and self.initial_damping >= 0):
             raise ValueError("max_step must be > 0 and initial_damping >= 0")
@@ -287,8 +296,11 @@ class IKSolver:
         todo = torch.arange(B)  # targets that are sampled this round
         found = torch.zeros(B, dtype=torch.long)
         keep = torch.zeros(B, 0, dtype=torch.bool)
-        for round_ in range(opt.max_rounds):
+        for round_ in range(opt.max_rounds + (opt.rescue_rounds if opt.refine else 0)):
             t0 = time.perf_counter()
+            rescue = round_ >= opt.max_rounds
+            if rescue and round_ == opt.max_rounds:
+                S, n_rand, n_model = 2 * S, 2 * n_rand, 2 * n_model
             b = todo.numel()
             pos_t = position[todo]
             rot_t = rotation[todo] if rotation is not None else None
@@ -312,7 +324,7 @@ class IKSolver:
             if opt.refine:
                 flat_q = refine(
                     self.chain, flat_q, flat_p, flat_R, opt.refine_iterations, opt.damping,
-                    give_up_after=opt.refine_iterations // 2, initial_damping=opt.initial_damping, max_step=opt.max_step,
+                    give_up_after=None if rescue else opt.give_up_after, initial_damping=opt.initial_damping, max_step=opt.max_step,
                 )
             t2 = time.perf_counter()
             flat_q, within = nearest_periodic_copy(flat_q, ref[todo][:, None].expand(b, S, dof).reshape(b * S, dof), self.chain.lower, self.chain.upper, self.chain.periodic)
@@ -341,6 +353,8 @@ class IKSolver:
             # position target has a continuum, so every sample is new and it reaches K.  A round
             # that still found new solutions, or none at all yet, is followed by another one.
             more = (found < K) & ((singletons > 0) | (found > prev_found) | (found == 0))
+            if round_ + 1 >= opt.max_rounds:
+                more &= found == 0  # rescue rounds: only targets without any solution
             todo = torch.nonzero(more).flatten()
             if todo.numel() == 0:
                 break

@@ -43,12 +43,31 @@ def _client_main(argv: list[str]) -> int:
     quat = matrix_to_quaternion(fk.rotation)
     rclpy.init()
     node = rclpy.create_node(f"bench_client_{os.getpid()}")
-    client = node.create_client(GetIKSolutions, a.service)
-    lat, codes, counts = [], [], []
+    # Responses to every client of a service reach every client's response reader (DDS filters
+    # them by request id only after they arrive); with the default depth of 10, a burst of other
+    # clients' answers can push this client's own answer out.  Keep a deep queue.
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    client = node.create_client(GetIKSolutions, a.service, qos_profile=QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE))
+    lat, codes, counts, messages = [], [], [], []
     start = end = time.time()
     try:
         if not client.wait_for_service(timeout_sec=60):
             raise SystemExit("service not available")
+        # Warm-up (not measured): wait_for_service only means the server's request reader is
+        # matched; the server may not have matched this client's response reader yet, and DDS then
+        # drops the response.  One answered request proves both directions are connected.
+        for _ in range(20):
+            warm = GetIKSolutions.Request()
+            warm.target.header.frame_id = "base_link"
+            warm.target.pose.position.x, warm.target.pose.position.y, warm.target.pose.position.z = fk.position[0].tolist()
+            warm.target.pose.orientation.w = 1.0
+            warm.num_solutions, warm.position_only = 1, True
+            fut = client.call_async(warm)
+            rclpy.spin_until_future_complete(node, fut, timeout_sec=2)
+            if fut.done():
+                break
+            client.remove_pending_request(fut)
         start = time.time()
         for i in range(a.requests):
             req = GetIKSolutions.Request()
@@ -63,12 +82,14 @@ def _client_main(argv: list[str]) -> int:
             lat.append((time.perf_counter() - t0) * 1e3)
             res = fut.result()
             codes.append(res.error_code if res is not None else -999)
+            if res is None or res.error_code != 1:
+                messages.append(f"target seed {a.seed} #{i}: " + (f"{res.error_code}: {res.message}" if res is not None else "no answer within 30 s"))
             counts.append(len(res.solutions) if res is not None else 0)
         end = time.time()
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-    Path(a.out).write_text(json.dumps({"latency_ms": lat, "codes": codes, "solutions": counts, "start": start, "end": end}))
+    Path(a.out).write_text(json.dumps({"latency_ms": lat, "codes": codes, "solutions": counts, "messages": messages, "start": start, "end": end}))
     return 0
 
 
@@ -107,13 +128,14 @@ def run_service_benchmark(
                     for p in procs:
                         p.wait(timeout=3600)
                     wall = time.perf_counter() - t0
-                    lat, codes, sols, starts, ends = [], [], [], [], []
+                    lat, codes, sols, starts, ends, msgs = [], [], [], [], [], []
                     for out in outs:
                         if out.is_file():
                             d = json.loads(out.read_text())
                             lat += d["latency_ms"]
                             codes += d["codes"]
                             sols += d["solutions"]
+                            msgs += d.get("messages", [])
                             starts.append(d["start"])
                             ends.append(d["end"])
                     # throughput over the measured window (client start-up excluded)
@@ -130,6 +152,7 @@ def run_service_benchmark(
                         "p99_ms": float(np.percentile(lat_a, 99)),
                         "requests_per_second": len(codes) / wall if wall > 0 else float("nan"),
                         "mean_solutions": float(np.mean(sols)) if sols else 0.0,
+                        "failure_messages": msgs[:20],
                     }
                     rows.append(row)
                     if progress:

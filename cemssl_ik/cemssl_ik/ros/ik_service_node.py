@@ -60,10 +60,17 @@ PARAMETERS = {
 }
 
 
+#: requests a service keeps queued (DDS history depth) while every executor thread is busy
+SERVICE_QUEUE_DEPTH = 1000
+#: executor threads: each waits for its request's batch, so this bounds the requests batched together
+EXECUTOR_THREADS = 32
+
+
 def _make_node_class():
     from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
     from rclpy.callback_groups import ReentrantCallbackGroup
     from rclpy.node import Node
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import JointState
     from std_msgs.msg import String
     from std_srvs.srv import Trigger
@@ -87,7 +94,10 @@ def _make_node_class():
             self._tf_buffer = self._make_tf_buffer()
             self.reload_model()
             group = ReentrantCallbackGroup()
-            self.create_service(GetIKSolutions, "~/get_ik_solutions", self._on_get_ik_solutions, callback_group=group)
+            # Requests queue in DDS until an executor thread takes them; the default service QoS keeps
+            # only 10, so a burst from many clients would silently drop requests.  Keep many.
+            self._service_qos = QoSProfile(depth=SERVICE_QUEUE_DEPTH, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+            self.create_service(GetIKSolutions, "~/get_ik_solutions", self._on_get_ik_solutions, callback_group=group, qos_profile=self._service_qos)
             self.create_service(Trigger, "~/reload", self._on_reload, callback_group=group)
             self._moveit = self._register_moveit(group)
             topic = self.get_parameter("model_update_topic").value
@@ -100,8 +110,6 @@ def _make_node_class():
                 self._solutions_pub = self.create_publisher(JointTrajectory, "~/solutions", 10)
             rd_topic = self.get_parameter("robot_description_topic").value
             if rd_topic:
-                from rclpy.qos import DurabilityPolicy, QoSProfile
-
                 latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
                 self.create_subscription(String, rd_topic, self._on_robot_description, latched, callback_group=group)
 
@@ -131,7 +139,7 @@ def _make_node_class():
             except ImportError:
                 self.get_logger().info("moveit_msgs not importable: ~/get_ik (GetPositionIK) not offered")
                 return None
-            self.create_service(GetPositionIK, "~/get_ik", self._on_get_ik, callback_group=group)
+            self.create_service(GetPositionIK, "~/get_ik", self._on_get_ik, callback_group=group, qos_profile=self._service_qos)
             return MoveItErrorCodes
 
         def reload_model(self) -> tuple[bool, str]:
@@ -360,7 +368,7 @@ def __getattr__(name: str):
 def main(args=None) -> int:
     from .runtime import run_node
 
-    return run_node(lambda: _make_node_class()(), "ik_service_node", args, threads=4)
+    return run_node(lambda: _make_node_class()(), "ik_service_node", args, threads=EXECUTOR_THREADS)
 
 
 if __name__ == "__main__":
