@@ -341,12 +341,12 @@ def _cmd_bench_report(args: argparse.Namespace) -> int:
     report = run_report(out, "quick" if args.quick else "full", sections, seed=args.seed, command=command, log=log)
     if args.json:
         print(json.dumps(report, indent=1, default=float))
-        return 0
+        return 1 if report["failed_sections"] else 0
     print(f"\nwrote {out}/RESULTS.md and {out}/results/ ({report['total_seconds'] / 60:.1f} min)")
     print("| what | result |\n|---|---|")
     for what, fig in summary_rows(report):
         print(f"| {what} | {fig} |")
-    return 0
+    return 1 if report["failed_sections"] else 0
 
 
 def _cmd_bench_solver(args: argparse.Namespace) -> int:

@@ -61,6 +61,9 @@ class SolverOptions:
         distinct_tolerance: solutions whose joints differ by less than this (radians / metres,
             max over joints, modulo 2*pi for revolute joints) are the same solution.
         oversample: samples drawn per requested solution and round.
+        position_oversample: the same for position-only targets of a chain with more than 3
+            joints: their solutions form a continuum, so nearly every refined sample is a new
+            distinct solution and a small margin suffices (later rounds fill any gap).
         max_samples: cap of the samples per target and round (a 6-DoF pose has at most 16
             solutions, so K = 64 need not draw 256 samples; later rounds still add more while
             they find new solutions).
@@ -85,6 +88,7 @@ class SolverOptions:
     orientation_tolerance: float = 1e-5
     distinct_tolerance: float = 1e-2
     oversample: int = 4
+    position_oversample: float = 2.0
     max_samples: int = 64
     max_rounds: int = 3
     random_fraction: float = 0.75
@@ -99,7 +103,7 @@ class SolverOptions:
                 raise ValueError(f"{name} must be >= 0 (tolerances may be inf: accept any error), got {v}")
         if not 0 <= self.random_fraction <= 1:
             raise ValueError(f"random_fraction must be in [0, 1], got {self.random_fraction}")
-        if self.oversample < 1 or self.max_rounds < 1 or self.refine_iterations < 0 or self.min_samples < 1 or self.max_samples < 1 or self.rescue_rounds < 0 or self.give_up_after < 0:
+        if self.oversample < 1 or self.position_oversample < 1 or self.max_rounds < 1 or self.refine_iterations < 0 or self.min_samples < 1 or self.max_samples < 1 or self.rescue_rounds < 0 or self.give_up_after < 0:
             raise ValueError("oversample, max_samples, min_samples and max_rounds must be >= 1, refine_iterations >= 0")
         if not (self.max_step > 0 and self.initial_damping >= 0):
             raise ValueError("max_step must be > 0 and initial_damping >= 0")
@@ -290,7 +294,8 @@ class IKSolver:
         ref = seed if seed is not None else torch.zeros(B, dof, dtype=torch.float64)
         timings = {"sample": 0.0, "refine": 0.0, "select": 0.0}
         pools_q, pools_pe, pools_oe, pools_ok = [], [], [], []
-        S = max(min(opt.oversample * K, opt.max_samples), opt.min_samples)
+        over = opt.position_oversample if (rotation is None and dof > 3) else opt.oversample
+        S = max(min(math.ceil(over * K), opt.max_samples), opt.min_samples)
         n_rand = int(round(opt.random_fraction * S)) if opt.refine else 0
         n_model = S - n_rand
         todo = torch.arange(B)  # targets that are sampled this round

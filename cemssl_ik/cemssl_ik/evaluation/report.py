@@ -660,20 +660,26 @@ def run_report(out: str | Path, scale: str = "full", sections: list[str] | None 
     for name in names:
         log(f"[report] {name} ...")
         t0 = time.perf_counter()
-        report["sections"][name] = SECTIONS[name](ctx)
+        try:
+            report["sections"][name] = SECTIONS[name](ctx)
+        except Exception as exc:  # keep the other sections; the failure is reported, not hidden
+            import traceback
+
+            report["sections"][name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+            log(f"[report] {name} FAILED: {exc!r}")
         report["section_seconds"][name] = time.perf_counter() - t0
         log(f"[report] {name} done in {report['section_seconds'][name]:.0f} s")
         report["total_seconds"] = time.perf_counter() - t_all
         _write_json(ctx.figures / "report.json", report)
-    md = render_markdown(report)
-    atomic_write_bytes(ctx.out / "RESULTS.md", md.encode())
+        atomic_write_bytes(ctx.out / "RESULTS.md", render_markdown(report).encode())
+    report["failed_sections"] = [n for n, v in report["sections"].items() if "error" in v]
     return report
 
 
 def summary_rows(report: dict) -> list[tuple[str, str]]:
     """(what, figure) lines for the console summary."""
-    out = []
-    sec = report["sections"]
+    out = [(f"section {n}", "FAILED: " + v["error"]) for n, v in report["sections"].items() if "error" in v]
+    sec = {k: v for k, v in report["sections"].items() if "error" not in v}
     if "ur3_position" in sec:
         for name, r in sec["ur3_position"]["models"].items():
             out.append((f"UR3 position {name}", f"mean {r['position_error_mm']['mean']:.2f} mm (paper {r['paper_mean_mm']} mm), class coverage {r['class_coverage']:.2f}"))
@@ -703,6 +709,10 @@ def render_markdown(report: dict) -> str:
         "Section times: " + ", ".join(f"{k} {v:.0f} s" for k, v in report["section_seconds"].items()) + ".",
         "",
     ]
+    for name, v in sec.items():
+        if "error" in v:
+            L += [f"## {name}: FAILED", "", f"`{v['error']}` (traceback in results/report.json)", ""]
+    sec = {k: v for k, v in sec.items() if "error" not in v}
     if "ur3_position" in sec:
         s = sec["ur3_position"]
         L += [
