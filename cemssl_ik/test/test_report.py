@@ -55,7 +55,7 @@ def test_trained_sections_have_finite_rows(report):
     sec = data["sections"]
     assert len(sec["emssl"]["table_ii"]) == 8 and all(_finite(r["position_error_mm"]["mean"]) for r in sec["emssl"]["table_ii"])
     assert [r["strategy"] for r in sec["emssl"]["table_iii"]] == ["none", "batch", "vectorized", "both"]
-    assert all(_finite(r["mmd"]) and _finite(r["resimulation_error_mm"]["mean"]) for r in sec["planar"]["rows"])
+    assert all(_finite(r["mmd"]) and _finite(r["resimulation_error_mm"]["mean"]) and r["hull97_area_cm2"] >= 0 for r in sec["planar"]["rows"])
     pose_rows = [r for r in sec["artificial"]["rows"] if r["target"] == "pose"]
     assert pose_rows and all(_finite(r["orientation_error_deg"]["mean"]) for r in pose_rows)
 
