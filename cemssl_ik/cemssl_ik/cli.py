@@ -335,6 +335,11 @@ def _cmd_bench_report(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = args.out or ("out/report_quick" if args.quick else "docs")
+    if args.render_only:
+        from .evaluation.report import rerender
+
+        print(f"wrote {rerender(out)}")
+        return 0
     sections = [s.strip() for s in args.sections.split(",") if s.strip()] if args.sections else None
     command = "cemssl-ik " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("cemssl-ik") else "cemssl-ik bench report" + (" --quick" if args.quick else "")
     log = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
@@ -491,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     brp.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     brp.add_argument("--seed", type=int, default=0)
     brp.add_argument("--json", action="store_true", help="print the report JSON instead of the summary table")
+    brp.add_argument("--render-only", action="store_true", help="rewrite OUT/RESULTS.md from OUT/results/report.json without running anything")
     brp.set_defaults(func=_cmd_bench_report)
     return parser
 
