@@ -249,16 +249,6 @@ class IKSolver:
         self._periodic = torch.as_tensor(chain.periodic)
         self._is_ur = chain.name == "ur3" and chain.tip_link == "tool0" and chain.base_link in ("base", "base_link") and chain.dof == 6
 
-    def _wrapped_distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Max joint difference, modulo 2*pi for revolute joints: (..., dof), (..., dof) -> (...).
-
-        Inputs must already be wrapped to [-pi, pi) on revolute joints (see :meth:`_wrap`), so the
-        modulo reduces to min(d, 2*pi - d): no remainder on the large pairwise tensor.
-        """
-        d = (a - b).abs()
-        d = torch.where(self._periodic, torch.minimum(d, 2 * math.pi - d), d)
-        return d.amax(-1)
-
     def _wrap(self, q: torch.Tensor) -> torch.Tensor:
         return torch.where(self._periodic, torch.remainder(q + math.pi, 2 * math.pi) - math.pi, q)
 
@@ -300,7 +290,6 @@ class IKSolver:
         n_model = S - n_rand
         todo = torch.arange(B)  # targets that are sampled this round
         found = torch.zeros(B, dtype=torch.long)
-        keep = torch.zeros(B, 0, dtype=torch.bool)
         for round_ in range(opt.max_rounds + (opt.rescue_rounds if opt.refine else 0)):
             t0 = time.perf_counter()
             rescue = round_ >= opt.max_rounds
@@ -363,7 +352,7 @@ class IKSolver:
             todo = torch.nonzero(more).flatten()
             if todo.numel() == 0:
                 break
-        pool_q, pool_pe, pool_oe = torch.cat(pools_q, 1), torch.cat(pools_pe, 1), torch.cat(pools_oe, 1)
+        pool_oe = torch.cat(pools_oe, 1)  # pool_q / pool_pe are the last round's concatenations
         t3 = time.perf_counter()
         idx, sel_ok = self._select(pool_q, keep, seed, K, opt.distinct_tolerance)
         sol = torch.gather(pool_q, 1, idx[..., None].expand(B, K, dof))

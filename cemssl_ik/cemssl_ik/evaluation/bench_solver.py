@@ -5,7 +5,8 @@ Reports, for N random reachable poses (FK of uniform joints):
   with independent FK), coverage of each target's analytic solution set, distinct in-limit
   solutions per second when solving the targets in batches, and single-request latency;
 - the closed form (ur-analytic-ik, all solutions per pose) and TRAC-IK (pytracik, one solution
-  per call from a random seed, 5 ms timeout), timed in the same process on the same targets.
+  per call from a random seed, 5 ms timeout, tolerance 1e-7), timed in the same process on the same
+  targets through :mod:`.peers`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from ..kinematics import find_package_file, load_robot, rotation_angle
+from ..kinematics import load_robot, rotation_angle
 from ..models.generators import IKGenerator
 from ..solver import IKSolver, SolverOptions
 from .metrics import analytic_coverage
@@ -66,47 +67,26 @@ def run_solver_benchmark(model: IKGenerator, num_targets: int = 1000, k: int = 3
         out["ours"][f"latency_k{kk}_p50_ms"] = float(np.percentile(lat, 50))
         out["ours"][f"latency_k{kk}_p99_ms"] = float(np.percentile(lat, 99))
 
-    # closed form
-    try:
-        import ur_analytic_ik
+    # peers, timed in this process on the same targets (see evaluation/peers.py)
+    from .peers import run_analytic, run_trac_ik
 
-        # ur-analytic-ik works in the DH base frame (`base` = base_link rotated by pi about z)
-        flip = np.diag([-1.0, -1.0, 1.0])
-        T = np.zeros((num_targets, 4, 4))
-        T[:, :3, :3] = flip @ fk.rotation.numpy()
-        T[:, :3, 3] = fk.position.numpy() @ flip.T
-        T[:, 3, 3] = 1
-        t0 = time.perf_counter()
-        counts = [len(ur_analytic_ik.ur3.inverse_kinematics(np.ascontiguousarray(t))) for t in T]
-        wall = time.perf_counter() - t0
-        out["analytic"] = {"solutions_per_target": float(np.mean(counts)), "us_per_pose": wall / num_targets * 1e6, "solutions_per_second": sum(counts) / wall}
+    try:
+        an = run_analytic(fk.position, fk.rotation)
+        n_an = int(an.valid.sum())
+        out["analytic"] = {"solutions_per_target": n_an / num_targets, "us_per_pose": an.seconds / num_targets * 1e6, "solutions_per_second": n_an / an.seconds}
     except ImportError:
         out["analytic"] = None
-
-    # TRAC-IK
     try:
-        from trac_ik import TracIK
-
-        tik = TracIK("base_link", "tool0", str(find_package_file("urdf/ur3.urdf")), timeout=0.005, epsilon=1e-5)
-        rng = np.random.default_rng(seed)
-        lo, hi = tik.joint_limits
-        found, lat, precise_t = 0, [], 0
-        for i in range(num_targets):
-            seed_q = rng.uniform(np.maximum(lo, -math.pi), np.minimum(hi, math.pi))
-            t = time.perf_counter()
-            r = tik.ik(fk.position[i].numpy(), fk.rotation[i].numpy(), seed_q)
-            lat.append((time.perf_counter() - t) * 1e3)
-            if r is not None:
-                found += 1
-                f = chain.forward(torch.tensor(r, dtype=torch.float64))
-                if (f.position - fk.position[i]).norm() <= 1e-6 and rotation_angle(f.rotation, fk.rotation[i]) <= math.radians(1e-3):
-                    precise_t += 1
+        tr = run_trac_ik(fk.position, fk.rotation, seed=seed)
+        found = tr.valid[:, 0]
+        check = chain.forward(torch.nan_to_num(tr.solutions[:, 0]))
+        ok = found & ((check.position - fk.position).norm(dim=-1) <= 1e-6) & (rotation_angle(check.rotation, fk.rotation) <= math.radians(1e-3))
         out["trac_ik"] = {
-            "success_fraction": found / num_targets,
-            "precise_fraction": precise_t / max(1, found),
-            "solutions_per_target": found / num_targets,
-            "latency_p50_ms": float(np.percentile(lat, 50)),
-            "solutions_per_second": found / (sum(lat) / 1e3),
+            "success_fraction": float(found.double().mean()),
+            "precise_fraction": float(ok.sum()) / max(1, int(found.sum())),
+            "solutions_per_target": float(found.double().mean()),
+            "latency_p50_ms": float(np.percentile(tr.latency_ms, 50)),
+            "solutions_per_second": float(found.sum()) / (sum(tr.latency_ms) / 1e3),
         }
     except ImportError:
         out["trac_ik"] = None
