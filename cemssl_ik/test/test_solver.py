@@ -17,12 +17,15 @@ def chain():
     return load_robot("ur3")
 
 
-@pytest.fixture(scope="module")
-def solver(chain):
+@pytest.fixture(scope="module", params=["kernel", "torch"])
+def solver(chain, request):
     # An untrained ensemble is a broad sampler: refinement does the rest, which is what this tests.
+    # Every solver test runs on both backends: compiled per-sample kernels and batched torch ops.
     torch.manual_seed(0)
     model = new_model(chain, ModelConfig(latent_dim=6, members=3, hidden=(64, 64), output="biternion"))
-    return IKSolver(model, chain)
+    s = IKSolver(model, chain, backend=request.param)
+    assert s.backend == request.param
+    return s
 
 
 def _targets(chain, n, seed):
