@@ -307,6 +307,11 @@ class IKSolver:
             rescue = round_ >= opt.max_rounds
             if rescue and round_ == opt.max_rounds:
                 S, n_rand, n_model = 2 * S, 2 * n_rand, 2 * n_model
+            if round_ == 1 and opt.refine and opt.random_fraction > 0:
+                # Later rounds look for solutions the first one missed: mostly those the model does
+                # not propose (mode collapse), so they draw uniform samples only, which also spares
+                # the network's inference (the largest cost of a small request).
+                n_rand, n_model = n_rand + n_model, 0
             b = todo.numel()
             pos_t = position[todo]
             rot_t = rotation[todo] if rotation is not None else None
