@@ -343,7 +343,10 @@ def _cmd_bench_report(args: argparse.Namespace) -> int:
     sections = [s.strip() for s in args.sections.split(",") if s.strip()] if args.sections else None
     command = "cemssl-ik " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("cemssl-ik") else "cemssl-ik bench report" + (" --quick" if args.quick else "")
     log = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
-    report = run_report(out, "quick" if args.quick else "full", sections, seed=args.seed, command=command, log=log)
+    if args.update and not sections:
+        print("--update needs --sections (which sections to rerun)", file=sys.stderr)
+        return 2
+    report = run_report(out, "quick" if args.quick else "full", sections, seed=args.seed, command=command, log=log, update=args.update)
     if args.json:
         print(json.dumps(report, indent=1, default=float))
         return 1 if report["failed_sections"] else 0
@@ -497,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     brp.add_argument("--seed", type=int, default=0)
     brp.add_argument("--json", action="store_true", help="print the report JSON instead of the summary table")
     brp.add_argument("--render-only", action="store_true", help="rewrite OUT/RESULTS.md from OUT/results/report.json without running anything")
+    brp.add_argument("--update", action="store_true", help="rerun only --sections and merge them into OUT/results/report.json (the other sections keep their earlier run; RESULTS.md says which ran when)")
     brp.set_defaults(func=_cmd_bench_report)
     return parser
 

@@ -18,6 +18,7 @@ result has a fixed shape (B, K, dof) with a validity mask.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import queue
@@ -233,6 +234,14 @@ def refine(
     return out
 
 
+def _cpu_has_fast_bf16() -> bool:
+    """True where oneDNN runs bfloat16 matmuls natively on this CPU (AVX512-BF16 / AMX)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # private API: absent in some builds
+        return False
+
+
 class IKSolver:
     """Multi-solution IK for one chain from a trained inverse model (thread-safe).
 
@@ -240,13 +249,18 @@ class IKSolver:
         model: trained :class:`IKGenerator` for ``chain`` (position or pose targets).
         chain: the kinematic chain (real joint limits, FK, Jacobian).
         seed: RNG seed of the latent draws (deterministic answers for equal requests).
+        sample_dtype: precision of the network's inference for samples that are refined
+            afterwards: ``"bfloat16"`` halves the weights' memory traffic and runs 1.8-2.5x faster
+            on CPUs with native bf16 matrix units (the samples move by ~0.01 rad, which refinement
+            removes); ``"auto"`` picks it where the CPU has them.  Unrefined requests always use
+            the model's own precision.
         backend: ``"kernel"``: refinement, filtering, dedupe and ranking in compiled per-sample
             loops (:mod:`cemssl_ik.kernels`, numba; about 10x the torch path's throughput on a
             CPU); ``"torch"``: the same pipeline as batched torch ops; ``"auto"``: the kernel
             when numba is importable.  Both give solutions meeting the same tolerances.
     """
 
-    def __init__(self, model: IKGenerator, chain: KinematicChain, seed: int = 0, backend: str = "auto") -> None:
+    def __init__(self, model: IKGenerator, chain: KinematicChain, seed: int = 0, backend: str = "auto", sample_dtype: str = "auto") -> None:
         if backend not in ("auto", "kernel", "torch"):
             raise ValueError(f"backend must be 'auto', 'kernel' or 'torch', got {backend!r}")
         if backend == "kernel" and not kernels.AVAILABLE:
@@ -259,7 +273,27 @@ class IKSolver:
         #: "kernel" (compiled per-sample loops, see :mod:`cemssl_ik.kernels`) or "torch" (batched lock-step)
         self.backend = "kernel" if (backend == "kernel" or (backend == "auto" and kernels.AVAILABLE)) else "torch"
         self._consts = kernels.chain_arrays(chain) if self.backend == "kernel" else None
+        if sample_dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"sample_dtype must be 'auto', 'float32' or 'bfloat16', got {sample_dtype!r}")
+        if sample_dtype == "auto":
+            sample_dtype = "bfloat16" if (self.model.device.type == "cpu" and _cpu_has_fast_bf16()) else "float32"
+        #: dtype of the network when its samples are refined afterwards (unrefined requests use the model as trained)
+        self.sample_dtype = sample_dtype
+        self._refine_model = copy.deepcopy(self.model).to(torch.bfloat16).eval() if sample_dtype == "bfloat16" else self.model
         self._is_ur = chain.name == "ur3" and chain.tip_link == "tool0" and chain.base_link in ("base", "base_link") and chain.dof == 6
+
+    def warmup(self) -> float:
+        """Compile / load the kernels and run the model once per target kind, so that the first real
+        request does not pay for it (numba compiles on first use, ~10 s, or loads its on-disk cache,
+        ~1 s).  Returns the seconds it took."""
+        t0 = time.perf_counter()
+        q = self.chain.sample_configurations(2, torch.Generator().manual_seed(0))
+        fk = self.chain.forward(q)
+        for rot in (fk.rotation, None):
+            for b in (1, 2 * kernels.SERIAL_BELOW):  # serial and parallel kernel variants
+                idx = torch.arange(b) % 2
+                self.solve(fk.position[idx], None if rot is None else rot[idx], options=SolverOptions(num_solutions=1, max_rounds=1, rescue_rounds=0, min_samples=1, oversample=1, max_samples=1))
+        return time.perf_counter() - t0
 
     def _wrap(self, q: torch.Tensor) -> torch.Tensor:
         return torch.where(self._periodic, torch.remainder(q + math.pi, 2 * math.pi) - math.pi, q)
@@ -316,16 +350,17 @@ class IKSolver:
             pos_t = position[todo]
             rot_t = rotation[todo] if rotation is not None else None
             q = torch.empty(b, S, dof, dtype=torch.float64)
+            model = self._refine_model if opt.refine else self.model
             with self._lock:
                 gen = torch.Generator(device=self.model.device).manual_seed(self._seed + round_)
                 if n_model:
                     if self.model.config.target == "pose" and rot_t is None:
                         # position request to a pose model: condition every sample on a random orientation
                         rand_R = quaternion_to_matrix(torch.randn(b, n_model, 4, generator=gen, dtype=torch.float64))
-                        q[:, :n_model] = self.model.sample(pos_t, rand_R, n_model, generator=gen).q.double().cpu()
+                        q[:, :n_model] = model.sample(pos_t, rand_R, n_model, generator=gen).q.double().cpu()
                     else:
                         cond_R = rot_t if self.model.config.target == "pose" else None
-                        q[:, :n_model] = self.model.sample(pos_t, cond_R, n_model, generator=gen).q.double().cpu()
+                        q[:, :n_model] = model.sample(pos_t, cond_R, n_model, generator=gen).q.double().cpu()
                 if n_rand:
                     q[:, n_model:] = self.chain.sample_configurations(b * n_rand, gen, dtype=torch.float64).reshape(b, n_rand, dof)
             t1 = time.perf_counter()

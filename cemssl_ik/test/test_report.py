@@ -71,3 +71,17 @@ def test_peers_side_by_side_and_the_analytic_peer_is_exact(report):
         assert name in solvers and ("absent" in solvers[name] or solvers[name]["targets"] >= 1)
     speed = data["sections"]["speed"]["rows"]
     assert all(r["solutions_per_second"] > 0 for r in speed if r["solver"].startswith("cemssl_ik"))
+
+
+def test_update_reruns_only_the_named_sections(report):
+    out, before, _, _ = report
+    proc = subprocess.run([sys.executable, "-m", "cemssl_ik.cli", "bench", "report", "--quick", "--out", str(out), "--update", "--sections", "ur3_position"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    after = json.loads((out / "results" / "report.json").read_text())
+    assert set(after["sections"]) == set(SECTIONS)  # nothing dropped
+    assert after["sections"]["emssl"] == before["sections"]["emssl"]  # not rerun
+    assert [u["sections"] for u in after["updates"]] == [["ur3_position"]]
+    md = (out / "RESULTS.md").read_text()
+    assert "sections ur3_position were run again" in md and "## EMSSL" in md
+    bad = subprocess.run([sys.executable, "-m", "cemssl_ik.cli", "bench", "report", "--quick", "--out", str(out), "--update"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--sections" in bad.stderr

@@ -31,7 +31,7 @@ def run_solver_benchmark(model: IKGenerator, num_targets: int = 1000, k: int = 3
     q = chain.sample_configurations(num_targets, gen)
     fk = chain.forward(q)
     solver = IKSolver(model, chain)
-    out: dict = {"num_targets": num_targets, "k": k}
+    out: dict = {"num_targets": num_targets, "k": k, "backend": solver.backend, "warmup_seconds": solver.warmup()}
 
     # ours, batched
     sols, valid = [], []

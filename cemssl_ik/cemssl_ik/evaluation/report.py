@@ -523,6 +523,7 @@ def section_ur3_pose(ctx: Context) -> dict:
     raw = evaluate_precision(model, chain, targets=targets, seed=ctx.seed)
     out: dict = {"targets": s.pose_targets, "raw_model": {"position_error_mm": summarize(raw.position_error.flatten() * 1e3), "orientation_error_deg": summarize(torch.rad2deg(raw.orientation_error.flatten())), "in_limits_fraction": float(raw.in_limits.double().mean())}, "solvers": {}}
     solver = IKSolver(model, chain, seed=ctx.seed)
+    solver.warmup()
     opts = SolverOptions(num_solutions=32)
     sols, oks = [], []
     t0 = time.perf_counter()
@@ -582,6 +583,8 @@ def section_speed(ctx: Context) -> dict:
     pose_model, _ = load_checkpoint("ur3_cemssl_pose", chain)
     pos_model, _ = load_checkpoint("ur3_cemssl_position", chain)
     pose_solver, pos_solver = IKSolver(pose_model, chain), IKSolver(pos_model, chain)
+    pose_solver.warmup()
+    pos_solver.warmup()
     rows = []
     peer_rates: dict[str, dict[int, float]] = {}
     for name in ("analytic", "trac_ik", "pytorch_kinematics"):
@@ -660,8 +663,12 @@ def _write_json(path: Path, data: dict) -> None:
     atomic_write_bytes(path, json.dumps(data, indent=1, default=float).encode())
 
 
-def run_report(out: str | Path, scale: str = "full", sections: list[str] | None = None, seed: int = 0, command: str = "", log: Callable[[str], None] = print) -> dict:
-    """Run the report's sections, write ``<out>/results/report.json``, figures and ``<out>/RESULTS.md``."""
+def run_report(out: str | Path, scale: str = "full", sections: list[str] | None = None, seed: int = 0, command: str = "", log: Callable[[str], None] = print, update: bool = False) -> dict:
+    """Run the report's sections, write ``<out>/results/report.json``, figures and ``<out>/RESULTS.md``.
+
+    With ``update``, the existing report.json of ``out`` is kept and only ``sections`` are run again
+    and replaced; the report records each such update (sections, command, start time, git commit).
+    """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
     names = list(SECTIONS) if not sections else sections
@@ -670,7 +677,19 @@ def run_report(out: str | Path, scale: str = "full", sections: list[str] | None 
         raise ValueError(f"unknown section(s) {unknown}; known: {list(SECTIONS)}")
     ctx = Context(SCALES[scale], Path(out), seed, log)
     ctx.figures.mkdir(parents=True, exist_ok=True)
-    report = {"scale": dataclasses.asdict(ctx.scale), "command": command, "machine": machine_info(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "sections": {}, "section_seconds": {}}
+    previous = ctx.figures / "report.json"
+    if update:
+        if not previous.is_file():
+            raise FileNotFoundError(f"--update needs an earlier report at {previous}")
+        report = json.loads(previous.read_text())
+        if report["scale"]["name"] != ctx.scale.name:
+            raise ValueError(f"{previous} is a {report['scale']['name']} report; update it at the same scale")
+        machine = machine_info()
+        report.setdefault("updates", []).append({"sections": names, "command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "git_commit": machine["git_commit"], "versions": machine["versions"]})
+        report.pop("rerendered", None)
+    else:
+        report = {"scale": dataclasses.asdict(ctx.scale), "command": command, "machine": machine_info(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "sections": {}, "section_seconds": {}}
+    total_before = report.get("total_seconds", 0.0) if update else 0.0
     t_all = time.perf_counter()
     for name in names:
         log(f"[report] {name} ...")
@@ -684,7 +703,7 @@ def run_report(out: str | Path, scale: str = "full", sections: list[str] | None 
             log(f"[report] {name} FAILED: {exc!r}")
         report["section_seconds"][name] = time.perf_counter() - t0
         log(f"[report] {name} done in {report['section_seconds'][name]:.0f} s")
-        report["total_seconds"] = time.perf_counter() - t_all
+        report["total_seconds"] = total_before + time.perf_counter() - t_all
         _write_json(ctx.figures / "report.json", report)
         atomic_write_bytes(ctx.out / "RESULTS.md", render_markdown(report).encode())
     report["failed_sections"] = [n for n, v in report["sections"].items() if "error" in v]
@@ -729,6 +748,11 @@ def render_markdown(report: dict) -> str:
         "except the papers' published figures, which are labelled as such."
         + (f" (Text re-rendered from that run's results/report.json on {report['rerendered']} by `cemssl-ik bench report --render-only`; numbers unchanged.)" if report.get("rerendered") else ""),
         "",
+        *[
+            f"Updated {u['started']}: sections {', '.join(u['sections'])} were run again by `{u['command']}` (git {u['git_commit']}) and replace that run's; the other sections are unchanged."
+            for u in report.get("updates", [])
+        ],
+        *([""] if report.get("updates") else []),
         f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, torch threads {m['torch_threads']}, Python {m['python']}, {m['platform']}; "
         f"git {m['git_commit']}. Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".",
         "",

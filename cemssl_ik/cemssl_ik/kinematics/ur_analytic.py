@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 __all__ = ["URDHParameters", "URAnalyticIK", "URIKResult", "UR_DH", "ur_branch_ids"]
@@ -213,11 +214,23 @@ def ur_branch_ids(q: torch.Tensor, dh: URDHParameters | str = "ur3") -> torch.Te
     """
     if isinstance(dh, str):
         dh = UR_DH[dh]
-    ik = URAnalyticIK(dh)
-    T = ik.forward(q)
-    p05 = T[..., :3, 3] - dh.d6 * T[..., :3, 2]
-    psi = torch.atan2(p05[..., 1], p05[..., 0])
-    shoulder = torch.sin(q[..., 0] - psi - math.pi / 2) >= 0
+    # numpy: the solver calls this for a handful of solutions per request, where torch's per-op
+    # overhead would dominate; the wrist centre needs only the first five DH frames
+    qn = q.detach().cpu().double().numpy().reshape(-1, 6)
+    a = (0.0, dh.a2, dh.a3, 0.0, 0.0)
+    d = (dh.d1, 0.0, 0.0, dh.d4, dh.d5)
+    T = np.broadcast_to(np.eye(4), (qn.shape[0], 4, 4))
+    for i in range(5):
+        ct, st = np.cos(qn[:, i]), np.sin(qn[:, i])
+        ca, sa = math.cos(_ALPHA[i]), math.sin(_ALPHA[i])
+        A = np.zeros((qn.shape[0], 4, 4))
+        A[:, 0, 0], A[:, 0, 1], A[:, 0, 2], A[:, 0, 3] = ct, -st * ca, st * sa, a[i] * ct
+        A[:, 1, 0], A[:, 1, 1], A[:, 1, 2], A[:, 1, 3] = st, ct * ca, -ct * sa, a[i] * st
+        A[:, 2, 1], A[:, 2, 2], A[:, 2, 3], A[:, 3, 3] = sa, ca, d[i], 1.0
+        T = T @ A
+    p05 = T[:, :3, 3]  # origin of frame 5 = tool0 position - d6 * tool z axis
+    psi = np.arctan2(p05[:, 1], p05[:, 0])
+    shoulder = torch.from_numpy(np.sin(qn[:, 0] - psi - math.pi / 2) >= 0).reshape(q.shape[:-1]).to(q.device)
     elbow = torch.sin(q[..., 2]) >= 0
     wrist = torch.sin(q[..., 4]) >= 0
     return shoulder.long() + 2 * elbow.long() + 4 * wrist.long()

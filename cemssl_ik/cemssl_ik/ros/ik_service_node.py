@@ -172,13 +172,14 @@ def _make_node_class():
                         self._model_error = msg
                 return False, msg
             solver = IKSolver(model, chain)
+            warm = solver.warmup()  # compile / load the solver kernels before the first request
             batcher = RequestBatcher(solver, max_batch=int(self.get_parameter("max_batch").value))
             with self._state_lock:
                 old = self._batcher
                 self._solver, self._batcher, self._chain, self._urdf, self._model_error = solver, batcher, chain, urdf_text, ""
             if old is not None:
                 old.close()  # answers what it has queued, then stops
-            msg = f"loaded {name!r} ({info.metadata['method']}, {model.config.target} targets) for {chain.name} {chain.base_link}->{chain.tip_link}"
+            msg = f"loaded {name!r} ({info.metadata['method']}, {model.config.target} targets) for {chain.name} {chain.base_link}->{chain.tip_link}; solver backend {solver.backend}, warm-up {warm:.1f} s"
             self.get_logger().info(msg)
             return True, msg
 
