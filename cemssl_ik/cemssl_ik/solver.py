@@ -230,7 +230,8 @@ def refine(
         )
         e = torch.where(accept[:, None], e_new, e)
         err = torch.where(accept, err_new, err)
-    out[idx] = qa
+    if qa is not out:  # (no iteration ran: qa is still out itself)
+        out[idx] = qa
     return out
 
 

@@ -139,3 +139,10 @@ def test_request_batcher_answers_concurrent_requests_correctly(chain, solver):
             b2.solve_one(torch.tensor([math.nan, 0.0, 0.0]))
         finally:
             b2.close()
+
+
+def test_refine_returns_converged_input_unchanged(chain):
+    # every sample already at the target: no iteration runs (this once raised an aliasing error)
+    q_true, fk = _targets(chain, 8, 7)
+    out = refine(chain, q_true, fk.position, fk.rotation, iterations=5, damping=1e-9)
+    assert torch.equal(out, q_true) and out.data_ptr() != q_true.data_ptr()

@@ -25,19 +25,20 @@ from .metrics import analytic_coverage
 __all__ = ["run_solver_benchmark"]
 
 
-def run_solver_benchmark(model: IKGenerator, num_targets: int = 1000, k: int = 32, batch: int = 32, latency_requests: int = 100, seed: int = 0) -> dict:
+def run_solver_benchmark(model: IKGenerator, num_targets: int = 1000, k: int = 32, batch: int = 32, latency_requests: int = 100, seed: int = 0, random_fraction: float | None = None, backend: str = "auto") -> dict:
     chain = load_robot("ur3")
     gen = torch.Generator().manual_seed(seed + 99)
     q = chain.sample_configurations(num_targets, gen)
     fk = chain.forward(q)
-    solver = IKSolver(model, chain)
-    out: dict = {"num_targets": num_targets, "k": k, "backend": solver.backend, "warmup_seconds": solver.warmup()}
+    solver = IKSolver(model, chain, backend=backend)
+    extra = {} if random_fraction is None else {"random_fraction": random_fraction}
+    out: dict = {"num_targets": num_targets, "k": k, "backend": solver.backend, "random_fraction": SolverOptions(**extra).random_fraction, "warmup_seconds": solver.warmup()}
 
     # ours, batched
     sols, valid = [], []
     t0 = time.perf_counter()
     for s in range(0, num_targets, batch):
-        res = solver.solve(fk.position[s : s + batch], fk.rotation[s : s + batch], options=SolverOptions(num_solutions=k))
+        res = solver.solve(fk.position[s : s + batch], fk.rotation[s : s + batch], options=SolverOptions(num_solutions=k, **extra))
         sols.append(res.solutions)
         valid.append(res.valid)
     wall = time.perf_counter() - t0
@@ -62,7 +63,7 @@ def run_solver_benchmark(model: IKGenerator, num_targets: int = 1000, k: int = 3
         lat = []
         for i in range(min(latency_requests, num_targets)):
             t = time.perf_counter()
-            solver.solve(fk.position[i : i + 1], fk.rotation[i : i + 1], options=SolverOptions(num_solutions=kk))
+            solver.solve(fk.position[i : i + 1], fk.rotation[i : i + 1], options=SolverOptions(num_solutions=kk, **extra))
             lat.append((time.perf_counter() - t) * 1e3)
         out["ours"][f"latency_k{kk}_p50_ms"] = float(np.percentile(lat, 50))
         out["ours"][f"latency_k{kk}_p99_ms"] = float(np.percentile(lat, 99))
