@@ -894,7 +894,7 @@ def render_markdown(report: dict) -> str:
                 f"batched pytorch-kinematics restarts cover {pk['analytic_coverage'] * 100:.1f} % at {pk['precise_solutions_per_second']:,.0f} solutions/s. "
                 "The closed form is exact and orders of magnitude faster, as it should be for a UR arm; the learned solver's case is chains without "
                 "a closed form. TRAC-IK and ikpy return one solution per call, so they cover one branch. Most of our refinement runs from uniform "
-                "samples (75 % of each round): the shipped pose model alone is far from its targets (mean above), so it contributes fewer basins.",
+                "samples (75 % of the first round, all of later rounds): the shipped pose model alone is far from its targets (mean above), so it contributes fewer basins.",
                 "",
             ]
         if s.get("figures"):
@@ -903,12 +903,17 @@ def render_markdown(report: dict) -> str:
         s = sec["speed"]
         rows = [[r["solver"], r["batch"], r["solutions_per_second"], r.get("ratio_vs_analytic"), r.get("ratio_vs_trac_ik"), r.get("ratio_vs_pytorch_kinematics")] for r in s["rows"]]
         L += ["## Speed", "", s["note"] + ". Peers that solve one pose per call do not batch; their rate is per call.", "", _md_table(["solver", "batch", "solutions/s", "x analytic", "x TRAC-IK", "x pytorch-kinematics"], rows), ""]
-        ours_rates = [r["solutions_per_second"] for r in s["rows"] if r["solver"].startswith("cemssl_ik")]
-        if ours_rates:
+        best = {}
+        for r in s["rows"]:
+            if r["solver"].startswith("cemssl_ik"):
+                kind = "position-only" if "position" in r["solver"] else "full-pose"
+                best[kind] = max(best.get(kind, 0.0), r["solutions_per_second"])
+        if best:
+            verdict = "; ".join(f"{kind} targets {rate:,.0f} solutions/s ({'meets' if rate >= 50_000 else 'below'} the IK-service issue's 50,000)" for kind, rate in best.items())
             L += [
-                f"Our best rate in this run is {max(ours_rates):,.0f} solutions/s; the IK-service issue's target of 50,000 refined solutions/s is not met on this "
-                "2-core CPU. Full-pose targets have at most 8 distinct solutions, so many refined samples end as duplicates; position-only targets have a "
-                "continuum of solutions and every refined sample counts.",
+                f"Best batched rates in this run: {verdict}. Full-pose targets have at most 8 distinct solutions, so many refined samples end as "
+                "duplicates and most of the time goes into samples that find nothing new; position-only targets have a continuum of solutions "
+                "and every refined sample counts.",
                 "",
             ]
     return "\n".join(L) + "\n"
