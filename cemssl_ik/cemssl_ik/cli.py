@@ -367,7 +367,7 @@ def _cmd_bench_solver(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model, _ = load_checkpoint(args.model, load_robot("ur3"))
-    r = run_solver_benchmark(model, args.targets, args.k, args.batch, seed=args.seed, random_fraction=args.random_fraction, backend=args.backend)
+    r = run_solver_benchmark(model, args.targets, args.k, args.batch, seed=args.seed, random_fraction=args.random_fraction, oversample=args.oversample, backend=args.backend)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
@@ -484,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     bso.add_argument("--seed", type=int, default=0)
     bso.add_argument("--json", action="store_true")
     bso.add_argument("--random-fraction", type=float, default=None, help="share of uniform joint samples (SolverOptions.random_fraction; default 0.75)")
+    bso.add_argument("--oversample", type=int, default=None, help="samples per requested solution in the first round (SolverOptions.oversample; default 4)")
     bso.add_argument("--backend", choices=["auto", "kernel", "torch"], default="auto", help="solver backend (compiled kernels or batched torch)")
     bso.set_defaults(func=_cmd_bench_solver)
     bsv = bench_sub.add_parser("service", help="ik_service_node over DDS: p50 / p99 latency and throughput, clients in separate processes")

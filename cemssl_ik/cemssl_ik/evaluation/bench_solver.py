@@ -25,14 +25,16 @@ from .metrics import analytic_coverage
 __all__ = ["run_solver_benchmark"]
 
 
-def run_solver_benchmark(model: IKGenerator, num_targets: int = 1000, k: int = 32, batch: int = 32, latency_requests: int = 100, seed: int = 0, random_fraction: float | None = None, backend: str = "auto") -> dict:
+def run_solver_benchmark(model: IKGenerator, num_targets: int = 1000, k: int = 32, batch: int = 32, latency_requests: int = 100, seed: int = 0, random_fraction: float | None = None, oversample: int | None = None, backend: str = "auto") -> dict:
     chain = load_robot("ur3")
     gen = torch.Generator().manual_seed(seed + 99)
     q = chain.sample_configurations(num_targets, gen)
     fk = chain.forward(q)
     solver = IKSolver(model, chain, backend=backend)
     extra = {} if random_fraction is None else {"random_fraction": random_fraction}
-    out: dict = {"num_targets": num_targets, "k": k, "backend": solver.backend, "random_fraction": SolverOptions(**extra).random_fraction, "warmup_seconds": solver.warmup()}
+    if oversample is not None:
+        extra["oversample"] = oversample
+    out: dict = {"num_targets": num_targets, "k": k, "backend": solver.backend, "random_fraction": SolverOptions(**extra).random_fraction, "oversample": SolverOptions(**extra).oversample, "warmup_seconds": solver.warmup()}
 
     # ours, batched
     sols, valid = [], []
