@@ -34,9 +34,11 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
 
 __all__ = ["AVAILABLE", "chain_arrays", "refine_check", "distinct_representatives", "select"]
 
-#: batches of fewer samples run on the calling thread (a parallel region costs ~10 us to start;
-#: from 32 samples on, two cores already halve the time)
-SERIAL_BELOW = 32
+#: batches of fewer samples run on the calling thread.  In isolation two cores already halve a
+#: 64-sample batch, but in the service, where client processes and executor threads compete for
+#: the same cores, parallel regions for small batches made single requests slower (K = 16 p50
+#: 10.5 -> 12.4 ms with 32 here, measured with `cemssl-ik bench service --k 1 16 --clients 1`)
+SERIAL_BELOW = 256
 
 # Parallel kernels use all cores anyway, and numba's fallback "workqueue" threading layer (used
 # where neither TBB nor OpenMP is available) must not be entered from two threads at once.
