@@ -47,31 +47,25 @@ _PARALLEL_LOCK = threading.Lock()
 
 def chain_arrays(chain) -> tuple[np.ndarray, ...]:
     """Kernel constants of a chain: (R_o, R_oK, R_oK2, t_o, R_oa, revolute, R_tip, t_tip, lower, upper, periodic)."""
-    from .kinematics.transforms import skew
-
-    segs = chain._segments
-    R_o = np.stack([s.R_origin for s in segs]).astype(np.float64)
-    K = np.stack([skew(s.axis) for s in segs])
-    axis = np.stack([s.axis for s in segs])
+    s = chain.segment_arrays()
     c = np.ascontiguousarray
     return (
-        c(R_o),
-        c(R_o @ K),
-        c(R_o @ K @ K),
-        c(np.stack([s.t_origin for s in segs]).astype(np.float64)),
-        c(np.einsum("nij,nj->ni", R_o, axis)),
-        np.array([s.revolute for s in segs], dtype=np.bool_),
-        c(chain._tip[:3, :3].astype(np.float64)),
-        c(chain._tip[:3, 3].astype(np.float64)),
-        c(np.asarray(chain.lower, dtype=np.float64)),
-        c(np.asarray(chain.upper, dtype=np.float64)),
-        np.asarray(chain.periodic, dtype=np.bool_),
+        s["R_o"], s["R_oK"], s["R_oK2"], s["t_o"], s["R_oa"], s["revolute"] > 0.5, s["R_tip"], s["t_tip"],
+        c(chain.lower, dtype=np.float64), c(chain.upper, dtype=np.float64), c(chain.periodic, dtype=np.bool_),
     )
 
 
 if AVAILABLE:
     _jit = nb.njit(cache=True, nogil=True, fastmath=False)
     _jit_par = nb.njit(cache=True, nogil=True, fastmath=False, parallel=True)
+
+    @_jit
+    def _rmul(R, M):
+        """R <- R @ M for 3x3 matrices, row by row (each row only reads itself)."""
+        for a in range(3):
+            r0, r1, r2 = R[a, 0], R[a, 1], R[a, 2]
+            for b in range(3):
+                R[a, b] = r0 * M[0, b] + r1 * M[1, b] + r2 * M[2, b]
 
     @_jit
     def _fk(q, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp):
@@ -99,17 +93,10 @@ if AVAILABLE:
                     p[a] += axes[i, a] * q[i]
                     for b in range(3):
                         tmp[a, b] = R_o[i, a, b]
-            # R <- R @ tmp, row by row (each row only reads itself)
-            for a in range(3):
-                r0, r1, r2 = R[a, 0], R[a, 1], R[a, 2]
-                for b in range(3):
-                    R[a, b] = r0 * tmp[0, b] + r1 * tmp[1, b] + r2 * tmp[2, b]
+            _rmul(R, tmp)
         for a in range(3):
             p[a] += R[a, 0] * t_tip[0] + R[a, 1] * t_tip[1] + R[a, 2] * t_tip[2]
-        for a in range(3):
-            r0, r1, r2 = R[a, 0], R[a, 1], R[a, 2]
-            for b in range(3):
-                R[a, b] = r0 * R_tip[0, b] + r1 * R_tip[1, b] + r2 * R_tip[2, b]
+        _rmul(R, R_tip)
 
     @_jit
     def _jacobian(p, axes, origins, rev, J):
@@ -127,38 +114,26 @@ if AVAILABLE:
                 J[3, i], J[4, i], J[5, i] = 0.0, 0.0, 0.0
 
     @_jit
-    def _rot_angle(Ra, Rb):
-        """Geodesic angle between rotations (atan2 form, accurate near 0 and pi)."""
-        # R_rel = Ra^T Rb
-        t00 = Ra[0, 0] * Rb[0, 0] + Ra[1, 0] * Rb[1, 0] + Ra[2, 0] * Rb[2, 0]
-        t11 = Ra[0, 1] * Rb[0, 1] + Ra[1, 1] * Rb[1, 1] + Ra[2, 1] * Rb[2, 1]
-        t22 = Ra[0, 2] * Rb[0, 2] + Ra[1, 2] * Rb[1, 2] + Ra[2, 2] * Rb[2, 2]
-        t21 = Ra[0, 2] * Rb[0, 1] + Ra[1, 2] * Rb[1, 1] + Ra[2, 2] * Rb[2, 1]
-        t12 = Ra[0, 1] * Rb[0, 2] + Ra[1, 1] * Rb[1, 2] + Ra[2, 1] * Rb[2, 2]
-        t02 = Ra[0, 0] * Rb[0, 2] + Ra[1, 0] * Rb[1, 2] + Ra[2, 0] * Rb[2, 2]
-        t20 = Ra[0, 2] * Rb[0, 0] + Ra[1, 2] * Rb[1, 0] + Ra[2, 2] * Rb[2, 0]
-        t10 = Ra[0, 1] * Rb[0, 0] + Ra[1, 1] * Rb[1, 0] + Ra[2, 1] * Rb[2, 0]
-        t01 = Ra[0, 0] * Rb[0, 1] + Ra[1, 0] * Rb[1, 1] + Ra[2, 0] * Rb[2, 1]
-        vx, vy, vz = t21 - t12, t02 - t20, t10 - t01
-        return math.atan2(math.sqrt(vx * vx + vy * vy + vz * vz), t00 + t11 + t22 - 1.0)
+    def _relative_rotation(A, B):
+        """(vx, vy, vz, angle) of A B^T: v = 2 sin(angle) * axis, angle by atan2 (accurate near 0 and pi)."""
+        m00 = A[0, 0] * B[0, 0] + A[0, 1] * B[0, 1] + A[0, 2] * B[0, 2]
+        m11 = A[1, 0] * B[1, 0] + A[1, 1] * B[1, 1] + A[1, 2] * B[1, 2]
+        m22 = A[2, 0] * B[2, 0] + A[2, 1] * B[2, 1] + A[2, 2] * B[2, 2]
+        m21 = A[2, 0] * B[1, 0] + A[2, 1] * B[1, 1] + A[2, 2] * B[1, 2]
+        m12 = A[1, 0] * B[2, 0] + A[1, 1] * B[2, 1] + A[1, 2] * B[2, 2]
+        m02 = A[0, 0] * B[2, 0] + A[0, 1] * B[2, 1] + A[0, 2] * B[2, 2]
+        m20 = A[2, 0] * B[0, 0] + A[2, 1] * B[0, 1] + A[2, 2] * B[0, 2]
+        m10 = A[1, 0] * B[0, 0] + A[1, 1] * B[0, 1] + A[1, 2] * B[0, 2]
+        m01 = A[0, 0] * B[1, 0] + A[0, 1] * B[1, 1] + A[0, 2] * B[1, 2]
+        vx, vy, vz = m21 - m12, m02 - m20, m10 - m01
+        return vx, vy, vz, math.atan2(math.sqrt(vx * vx + vy * vy + vz * vz), m00 + m11 + m22 - 1.0)
 
     @_jit
     def _residual(p, R, pt, Rt, rows, e):
         """e = [p* - p; log(R* R^T)] (rows = 6) or p* - p (rows = 3); returns |e|."""
         e[0], e[1], e[2] = pt[0] - p[0], pt[1] - p[1], pt[2] - p[2]
         if rows == 6:
-            # M = R* R^T
-            m00 = Rt[0, 0] * R[0, 0] + Rt[0, 1] * R[0, 1] + Rt[0, 2] * R[0, 2]
-            m11 = Rt[1, 0] * R[1, 0] + Rt[1, 1] * R[1, 1] + Rt[1, 2] * R[1, 2]
-            m22 = Rt[2, 0] * R[2, 0] + Rt[2, 1] * R[2, 1] + Rt[2, 2] * R[2, 2]
-            m21 = Rt[2, 0] * R[1, 0] + Rt[2, 1] * R[1, 1] + Rt[2, 2] * R[1, 2]
-            m12 = Rt[1, 0] * R[2, 0] + Rt[1, 1] * R[2, 1] + Rt[1, 2] * R[2, 2]
-            m02 = Rt[0, 0] * R[2, 0] + Rt[0, 1] * R[2, 1] + Rt[0, 2] * R[2, 2]
-            m20 = Rt[2, 0] * R[0, 0] + Rt[2, 1] * R[0, 1] + Rt[2, 2] * R[0, 2]
-            m10 = Rt[1, 0] * R[0, 0] + Rt[1, 1] * R[0, 1] + Rt[1, 2] * R[0, 2]
-            m01 = Rt[0, 0] * R[1, 0] + Rt[0, 1] * R[1, 1] + Rt[0, 2] * R[1, 2]
-            vx, vy, vz = m21 - m12, m02 - m20, m10 - m01
-            angle = math.atan2(math.sqrt(vx * vx + vy * vy + vz * vz), m00 + m11 + m22 - 1.0)
+            vx, vy, vz, angle = _relative_rotation(Rt, R)  # log(R* R^T)
             s = math.sin(angle)
             scale = angle / (2.0 * s) if abs(s) > 1e-9 else 0.5 + angle * angle / 12.0
             e[3], e[4], e[5] = vx * scale, vy * scale, vz * scale
@@ -305,7 +280,7 @@ if AVAILABLE:
         _fk(qi, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp)
         dx, dy, dz = p[0] - pt[i, 0], p[1] - pt[i, 1], p[2] - pt[i, 2]
         pe = math.sqrt(dx * dx + dy * dy + dz * dz)
-        oe = _rot_angle(R, Rti) if rows == 6 else 0.0
+        oe = _relative_rotation(Rti, R)[3] if rows == 6 else 0.0  # angle of R* R^T = angle of R^T R*
         out_pe[i], out_oe[i] = pe, oe
         out_ok[i] = within and pe <= ptol and oe <= otol
 

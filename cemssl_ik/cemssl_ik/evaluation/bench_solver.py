@@ -34,7 +34,8 @@ def run_solver_benchmark(model: IKGenerator, num_targets: int = 1000, k: int = 3
     extra = {} if random_fraction is None else {"random_fraction": random_fraction}
     if oversample is not None:
         extra["oversample"] = oversample
-    out: dict = {"num_targets": num_targets, "k": k, "backend": solver.backend, "random_fraction": SolverOptions(**extra).random_fraction, "oversample": SolverOptions(**extra).oversample, "warmup_seconds": solver.warmup()}
+    base = SolverOptions(**extra)
+    out: dict = {"num_targets": num_targets, "k": k, "backend": solver.backend, "random_fraction": base.random_fraction, "oversample": base.oversample, "warmup_seconds": solver.warmup()}
 
     # ours, batched
     sols, valid = [], []

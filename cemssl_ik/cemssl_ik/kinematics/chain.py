@@ -209,25 +209,37 @@ class KinematicChain:
                 pending = np.eye(4)
         return segments, pending
 
+    def segment_arrays(self) -> dict[str, np.ndarray]:
+        """The folded chain as float64 arrays, one row per movable joint (what FK evaluates).
+
+        Keys: ``R_o`` (dof, 3, 3) and ``t_o`` (dof, 3), each joint's origin after the previous
+        joint; ``R_oK``, ``R_oK2`` (dof, 3, 3), R_o times the axis' skew matrix K and K^2 (Rodrigues:
+        R_o Rot(axis, q) = R_o + sin q R_o K + (1 - cos q) R_o K^2); ``axis`` and ``R_oa`` (dof, 3), the
+        axis in the joint frame and in the parent frame; ``revolute`` (dof,) 1.0 / 0.0; ``R_tip``
+        (3, 3), ``t_tip`` (3,), the fixed tip offset.  Used by the torch FK here and by the compiled
+        solver kernels.
+        """
+        R_o = np.stack([s.R_origin for s in self._segments])
+        K = np.stack([skew(s.axis) for s in self._segments])
+        axis = np.stack([s.axis for s in self._segments])
+        c = np.ascontiguousarray
+        return {
+            "R_o": c(R_o, dtype=np.float64),
+            "R_oK": c(R_o @ K, dtype=np.float64),
+            "R_oK2": c(R_o @ K @ K, dtype=np.float64),
+            "t_o": c(np.stack([s.t_origin for s in self._segments]), dtype=np.float64),
+            "axis": c(axis, dtype=np.float64),
+            "R_oa": c(np.einsum("nij,nj->ni", R_o, axis), dtype=np.float64),
+            "revolute": np.array([1.0 if s.revolute else 0.0 for s in self._segments]),
+            "R_tip": c(self._tip[:3, :3], dtype=np.float64),
+            "t_tip": c(self._tip[:3, 3], dtype=np.float64),
+        }
+
     def _consts(self, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
         key = (dtype, device)
         consts = self._cache.get(key)
         if consts is None:
-            R_o = np.stack([s.R_origin for s in self._segments])  # (dof, 3, 3)
-            K = np.stack([skew(s.axis) for s in self._segments])  # (dof, 3, 3)
-            as_t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)  # noqa: E731
-            consts = {
-                "R_o": as_t(R_o),
-                # Rodrigues: R_o @ Rot(axis, q) = R_o + sin(q) R_o K + (1 - cos(q)) R_o K^2
-                "R_oK": as_t(R_o @ K),
-                "R_oK2": as_t(R_o @ K @ K),
-                "t_o": as_t(np.stack([s.t_origin for s in self._segments])),  # (dof, 3)
-                "axis": as_t(np.stack([s.axis for s in self._segments])),  # (dof, 3)
-                "R_oa": as_t(np.einsum("nij,nj->ni", R_o, np.stack([s.axis for s in self._segments]))),  # (dof, 3)
-                "revolute": as_t([1.0 if s.revolute else 0.0 for s in self._segments]),
-                "R_tip": as_t(self._tip[:3, :3]),
-                "t_tip": as_t(self._tip[:3, 3]),
-            }
+            consts = {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in self.segment_arrays().items()}
             self._cache[key] = consts
         return consts
 

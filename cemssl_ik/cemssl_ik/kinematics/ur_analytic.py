@@ -62,18 +62,19 @@ class URIKResult:
     valid: torch.Tensor
 
 
-def _dh(theta: torch.Tensor, a: float, d: float, alpha: float) -> torch.Tensor:
-    """Standard DH transform for a batch of angles (...,) -> (..., 4, 4)."""
-    ct, st = torch.cos(theta), torch.sin(theta)
+def _dh(theta, a: float, d: float, alpha: float):
+    """Standard DH transform for a batch of angles (...,) -> (..., 4, 4); torch tensor or numpy array in, same out."""
+    xp = np if isinstance(theta, np.ndarray) else torch
+    ct, st = xp.cos(theta), xp.sin(theta)
     ca, sa = math.cos(alpha), math.sin(alpha)
-    zero, one = torch.zeros_like(theta), torch.ones_like(theta)
+    zero, one = xp.zeros_like(theta), xp.ones_like(theta)
     rows = [
         ct, -st * ca, st * sa, a * ct,
         st, ct * ca, -ct * sa, a * st,
         zero, zero + sa, zero + ca, zero + d,
         zero, zero, zero, one,
     ]  # fmt: skip
-    return torch.stack(rows, dim=-1).reshape(*theta.shape, 4, 4)
+    return xp.stack(rows, -1).reshape(*theta.shape, 4, 4)
 
 
 def _inv(T: torch.Tensor) -> torch.Tensor:
@@ -219,15 +220,9 @@ def ur_branch_ids(q: torch.Tensor, dh: URDHParameters | str = "ur3") -> torch.Te
     qn = q.detach().cpu().double().numpy().reshape(-1, 6)
     a = (0.0, dh.a2, dh.a3, 0.0, 0.0)
     d = (dh.d1, 0.0, 0.0, dh.d4, dh.d5)
-    T = np.broadcast_to(np.eye(4), (qn.shape[0], 4, 4))
-    for i in range(5):
-        ct, st = np.cos(qn[:, i]), np.sin(qn[:, i])
-        ca, sa = math.cos(_ALPHA[i]), math.sin(_ALPHA[i])
-        A = np.zeros((qn.shape[0], 4, 4))
-        A[:, 0, 0], A[:, 0, 1], A[:, 0, 2], A[:, 0, 3] = ct, -st * ca, st * sa, a[i] * ct
-        A[:, 1, 0], A[:, 1, 1], A[:, 1, 2], A[:, 1, 3] = st, ct * ca, -ct * sa, a[i] * st
-        A[:, 2, 1], A[:, 2, 2], A[:, 2, 3], A[:, 3, 3] = sa, ca, d[i], 1.0
-        T = T @ A
+    T = _dh(qn[:, 0], a[0], d[0], _ALPHA[0])
+    for i in range(1, 5):
+        T = T @ _dh(qn[:, i], a[i], d[i], _ALPHA[i])
     p05 = T[:, :3, 3]  # origin of frame 5 = tool0 position - d6 * tool z axis
     psi = np.arctan2(p05[:, 1], p05[:, 0])
     shoulder = torch.from_numpy(np.sin(qn[:, 0] - psi - math.pi / 2) >= 0).reshape(q.shape[:-1]).to(q.device)
