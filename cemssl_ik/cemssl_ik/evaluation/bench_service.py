@@ -104,7 +104,11 @@ def run_service_benchmark(
     """Latency / throughput per (K, clients) cell; see module docstring."""
     import numpy as np
 
+    # loopback only, and a domain of this run's own unless the caller chose one (tools/env.sh does)
+    import random
+
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    env.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 101)))
     max_k = max(ks)
     server = subprocess.Popen(
         [sys.executable, "-m", "cemssl_ik.ros.ik_service_node", "--ros-args", "--log-level", "warn", "-p", f"model:={model}", "-p", f"max_solutions:={max_k}"],
