@@ -102,11 +102,11 @@ def run_service_benchmark(
     progress: bool = True,
 ) -> list[dict]:
     """Latency / throughput per (K, clients) cell; see module docstring."""
+    import random
+
     import numpy as np
 
     # loopback only, and a domain of this run's own unless the caller chose one (tools/env.sh does)
-    import random
-
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     env.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 101)))
     max_k = max(ks)
