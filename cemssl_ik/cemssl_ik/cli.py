@@ -129,6 +129,7 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
     import shlex
 
     import torch
@@ -158,16 +159,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
         output=args.output or ("sigmoid" if method == "cinn" else "biternion"),
         kl_weight=args.kl_weight,
         coupling_blocks=args.coupling_blocks,
+        branches=args.branches,
+        activation=args.activation,
     )
+    if args.branches and args.warmup_steps:
+        raise CLIError("--warmup-steps (FK loss) cannot teach branch classes; use --pretrain-steps with --branches")
     finetuning = args.finetune is not None
     cem = CEMSSLConfig(
         iterations=args.iterations,
         epochs=args.epochs,
         samples_per_iteration=args.samples_per_iteration,
         training_batch=args.batch_size,
-        lr=args.lr if args.lr is not None else (3e-4 if finetuning else 1.5e-3),
+        lr=args.lr if args.lr is not None else (3e-4 if finetuning or args.pretrain_steps else 1.5e-3),
         lr_final=args.lr_final,
-        exploration_noise=0.0 if finetuning or args.warmup_steps else args.exploration,
+        exploration_noise=0.0 if finetuning or args.warmup_steps or args.pretrain_steps else args.exploration,
         fk_loss_weight=args.fk_loss_weight,
         projected_targets=not args.plain_targets,
         keep_best=not args.no_keep_best,
@@ -177,7 +182,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     sup = SupervisedConfig(steps=args.steps, batch_size=args.batch_size * 2, lr=args.lr or 1e-3, lr_final=args.lr_final, eval_every=max(1, args.steps // 10), max_seconds=args.max_minutes * 60, seed=args.seed)
     uns = UnsupervisedConfig(steps=args.steps, batch_size=args.batch_size * 2, lr=args.lr or 1e-3, lr_final=args.lr_final, eval_every=max(1, args.steps // 10), max_seconds=args.max_minutes * 60, seed=args.seed)
-    req = TrainRequest(method, model_cfg, cem, sup, uns, args.warmup_steps, args.finetune, args.out, args.resume, args.device, "float32", "cemssl-ik " + shlex.join(sys.argv[1:]))
+    if args.pretrain_steps:
+        sup = dataclasses.replace(sup, lr=args.pretrain_lr)
+    req = TrainRequest(method, model_cfg, cem, sup, uns, args.warmup_steps, args.finetune, args.out, args.resume, args.device, "float32", "cemssl-ik " + shlex.join(sys.argv[1:]), pretrain_steps=args.pretrain_steps)
 
     from tqdm import tqdm
 
@@ -416,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--members", type=int, default=None, help="ensemble size (default 6 for cemssl, else 1)")
     tr.add_argument("--latent-dim", type=int, default=None, help="latent dimension (default 6; 0 for emssl; dof for cinn)")
     tr.add_argument("--hidden", type=_int_list, default=(1024, 512, 256, 128), help="hidden widths, comma-separated (default 1024,512,256,128)")
+    tr.add_argument("--activation", choices=["relu", "silu", "gelu", "tanh", "leaky_relu"], default="relu", help="hidden activation (default relu)")
     tr.add_argument("--output", choices=["sigmoid", "biternion"], default=None, help="joint output encoding (default biternion; sigmoid for cinn)")
     tr.add_argument("--kl-weight", type=float, default=1e-3, help="CVAE KL weight")
     tr.add_argument("--coupling-blocks", type=int, default=8, help="CINN coupling blocks")
@@ -425,11 +433,19 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch-size", type=int, default=128, help="training batch per member (supervised / unsupervised use twice this)")
     tr.add_argument("--steps", type=int, default=20000, help="optimizer steps of supervised / unsupervised training")
     tr.add_argument("--warmup-steps", type=int, default=0, help="FK-loss warm-start steps before CEMSSL from scratch")
+    tr.add_argument("--pretrain-steps", type=int, default=0, help="regression steps on FK samples (motor babbling) before CEMSSL from scratch")
+    tr.add_argument("--pretrain-lr", type=float, default=1e-3, help="initial learning rate of --pretrain-steps (decays to --lr-final); CEMSSL then starts at --lr (default 3e-4)")
+    tr.add_argument(
+        "--branches",
+        default="",
+        metavar="SPEC",
+        help="give cemssl / emssl models a discrete branch class in the latent: a UR model (ur3, ...) or sin:i,j,... (see kinematics/branches.py)",
+    )
     tr.add_argument("--exploration", type=float, default=0.25, help="initial exploration noise of CEMSSL from scratch")
     tr.add_argument("--plain-targets", action="store_true", help="train CEMSSL on the observed joints exactly as paper 000 (default: null-space-projected targets)")
     tr.add_argument("--no-keep-best", action="store_true", help="keep the last CEMSSL weights instead of the best evaluated ones")
     tr.add_argument("--fk-loss-weight", type=float, default=0.0, help="weight of the unsupervised FK-loss term inside CEMSSL")
-    tr.add_argument("--lr", type=float, default=None, help="initial learning rate (default 1.5e-3; 3e-4 when fine-tuning; 1e-3 supervised)")
+    tr.add_argument("--lr", type=float, default=None, help="initial learning rate (default 1.5e-3; 3e-4 when fine-tuning or after --pretrain-steps; 1e-3 supervised)")
     tr.add_argument("--lr-final", type=float, default=1e-5, help="final learning rate (cosine decay)")
     tr.add_argument("--eval-every", type=int, default=10, help="evaluate every this many CEMSSL iterations")
     tr.add_argument("--max-minutes", type=float, default=0.0, help="wall-time budget in minutes (0: none)")
@@ -483,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     bso.add_argument("--threads", type=int, default=0)
     bso.add_argument("--seed", type=int, default=0)
     bso.add_argument("--json", action="store_true")
-    bso.add_argument("--random-fraction", type=float, default=None, help="share of uniform joint samples (SolverOptions.random_fraction; default 0.75)")
+    bso.add_argument("--random-fraction", type=float, default=None, help="share of uniform joint samples (SolverOptions.random_fraction; default 0.75, 0.25 for branch models)")
     bso.add_argument("--oversample", type=int, default=None, help="samples per requested solution in the first round (SolverOptions.oversample; default 4)")
     bso.add_argument("--backend", choices=["auto", "kernel", "torch"], default="auto", help="solver backend (compiled kernels or batched torch)")
     bso.set_defaults(func=_cmd_bench_solver)

@@ -73,7 +73,9 @@ class SolverOptions:
         random_fraction: share of each round's samples drawn uniformly in joint space instead of
             from the model (refinement turns them into solutions too).  A trained generator can
             concentrate on fewer modes than exist (mode collapse); this keeps rare branches
-            reachable.  0 uses the model alone.
+            reachable.  0 uses the model alone.  None (default): 0.75 for a model with a
+            continuous latent only, 0.25 for a model with branch classes, which asks for every
+            branch explicitly.
         min_samples: samples per target and round at least (a K = 1 request still draws several,
             so one unlucky sample does not fail the request).
     """
@@ -93,7 +95,7 @@ class SolverOptions:
     position_oversample: float = 2.0
     max_samples: int = 64
     max_rounds: int = 3
-    random_fraction: float = 0.75
+    random_fraction: float | None = None
     min_samples: int = 16
 
     def __post_init__(self) -> None:
@@ -103,7 +105,7 @@ class SolverOptions:
             v = getattr(self, name)
             if math.isnan(v) or v < 0 or (math.isinf(v) and name in ("distinct_tolerance", "damping")):
                 raise ValueError(f"{name} must be >= 0 (tolerances may be inf: accept any error), got {v}")
-        if not 0 <= self.random_fraction <= 1:
+        if self.random_fraction is not None and not 0 <= self.random_fraction <= 1:
             raise ValueError(f"random_fraction must be in [0, 1], got {self.random_fraction}")
         if self.oversample < 1 or self.position_oversample < 1 or self.max_rounds < 1 or self.refine_iterations < 0 or self.min_samples < 1 or self.max_samples < 1 or self.rescue_rounds < 0 or self.give_up_after < 0:
             raise ValueError("oversample, max_samples, min_samples and max_rounds must be >= 1, refine_iterations >= 0")
@@ -332,9 +334,19 @@ class IKSolver:
         timings = {"sample": 0.0, "refine": 0.0, "select": 0.0}
         pools_q, pools_pe, pools_oe, pools_ok = [], [], [], []
         over = opt.position_oversample if (rotation is None and dof > 3) else opt.oversample
-        S = max(min(math.ceil(over * K), opt.max_samples), opt.min_samples)
-        n_rand = int(round(opt.random_fraction * S)) if opt.refine else 0
+        m = self.model
+        C = m.num_classes
+        # a branch model for a pose target of an arm with at most one solution per branch: once
+        # every branch has a solution there is no other, and no more than C can be asked for
+        unique = C > 0 and rotation is not None and m.config.target == "pose" and m.branch_labeler.unique_pose_solution
+        S = max(min(math.ceil(over * (min(K, C) if unique else K)), opt.max_samples), opt.min_samples)
+        rf = opt.random_fraction if opt.random_fraction is not None else (0.25 if C else 0.75)
+        n_rand = int(round(rf * S)) if opt.refine else 0
         n_model = S - n_rand
+        if m.noise_dim == 0:
+            # a deterministic model has one answer per branch class and member: more are copies
+            n_model = min(n_model, max(C, 1) * m.num_members)
+            S = n_model + n_rand
         todo = torch.arange(B)  # targets that are sampled this round
         found = torch.zeros(B, dtype=torch.long)
         for round_ in range(opt.max_rounds + (opt.rescue_rounds if opt.refine else 0)):
@@ -342,7 +354,7 @@ class IKSolver:
             rescue = round_ >= opt.max_rounds
             if rescue and round_ == opt.max_rounds:
                 S, n_rand, n_model = 2 * S, 2 * n_rand, 2 * n_model
-            if round_ == 1 and opt.refine and opt.random_fraction > 0:
+            if round_ == 1 and opt.refine and (rf > 0 or m.noise_dim == 0):
                 # Later rounds look for solutions the first one missed: mostly those the model does
                 # not propose (mode collapse), so they draw uniform samples only, which also spares
                 # the network's inference (the largest cost of a small request).
@@ -415,7 +427,12 @@ class IKSolver:
             # has fewer distinct solutions than asked (e.g. at most 8 for a 6-DoF UR pose); a
             # position target has a continuum, so every sample is new and it reaches K.  A round
             # that still found new solutions, or none at all yet, is followed by another one.
-            more = (found < K) & ((singletons > 0) | (found > prev_found) | (found == 0))
+            if unique:
+                # the model asked every branch: a branch without a solution after that most likely
+                # has none for this target, so continue only while rounds still find new ones
+                more = (found < min(K, C)) & ((found > prev_found) | (found == 0))
+            else:
+                more = (found < K) & ((singletons > 0) | (found > prev_found) | (found == 0))
             if round_ + 1 >= opt.max_rounds:
                 more &= found == 0  # rescue rounds: only targets without any solution
             todo = torch.nonzero(more).flatten()

@@ -26,7 +26,7 @@ def run_sampling_benchmark(model: IKGenerator, chain: KinematicChain, num_sample
     targets = sample_targets(chain, num_samples, gen)
     pose = model.config.target == "pose"
     cond = model.encode_targets(targets.position, targets.rotation if pose else None)  # (N, C)
-    z = torch.randn(num_samples, model.latent_dim, generator=gen).to(model.dtype)
+    z = model.sample_latent(num_samples, generator=gen)
     model.eval()
 
     def infer_loop() -> torch.Tensor:

@@ -70,6 +70,9 @@ def evaluate_precision(
 
     Targets are FK of uniformly random joints within the model's learning limits, drawn with
     ``seed + EVAL_SEED_OFFSET`` (distinct from training draws), unless ``targets`` is given.
+    Models with branch classes (``ModelConfig.branches``) are conditioned on the class of the
+    held-out joints for the first sample (a branch that exists for the target) and on the next
+    classes in turn for further samples.
     """
     was_training = model.training
     model.eval()
@@ -83,7 +86,13 @@ def evaluate_precision(
         t = targets.index(torch.arange(s, min(s + per_chunk, len(targets))))
         rot = t.rotation if model.config.target == "pose" else None
         t0 = time.perf_counter()
-        res = model.sample(t.position, rot, samples_per_target, generator=gen)
+        classes = None
+        if model.num_classes:
+            # a branch model is asked for the branch of the held-out configuration first (a branch
+            # that exists for this target), then for the others in turn
+            own = model.branch_labeler(t.q)
+            classes = (own[:, None] + model.slot_classes(samples_per_target)[None].cpu()) % model.num_classes
+        res = model.sample(t.position, rot, samples_per_target, generator=gen, classes=classes)
         elapsed += time.perf_counter() - t0
         q = res.q.double().cpu()
         fk = chain.forward(q)

@@ -52,7 +52,8 @@ class CEMSSLConfig:
             Jacobian's row space at q, instead of q itself (see :meth:`CEMSSLTrainer._project_targets`);
             False trains on q exactly as paper 000's Algorithm 1.
         keep_best: when the run ends, restore the weights of the best held-out evaluation (the
-            error can creep up again late in a run); needs ``eval_every`` > 0.
+            error can creep up again late in a run); the starting weights (pretrained, warm-started
+            or fine-tuned from) are evaluated first and are a candidate too; needs ``eval_every`` > 0.
         exploration_noise: std of Gaussian noise added to the inferred joints (fraction of each
             joint's learning range) in the first iteration, decaying linearly to 0 at
             ``exploration_fraction * iterations``.  A freshly initialized model maps every target
@@ -157,6 +158,8 @@ class CEMSSLTrainer:
         self._started: float | None = None
         self.best_error = math.inf
         self.best_iteration = 0
+        #: held-out mean error of the starting weights (evaluated when ``keep_best``), metres
+        self.initial_error: float | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
         self._learning_lower = torch.as_tensor(chain.learning_limits()[0])
 
@@ -194,7 +197,9 @@ class CEMSSLTrainer:
         t0 = time.perf_counter()
         targets = self._draw_targets(M * N)
         cond = m.encode_targets(targets.position, targets.rotation if m.config.target == "pose" else None).reshape(M, N, -1)
-        z = torch.randn(M, N, m.latent_dim, generator=self.generator, dtype=torch.float64).to(m.device, m.dtype)
+        z = torch.randn(M, N, m.noise_dim, generator=self.generator, dtype=torch.float64).to(m.device, m.dtype)
+        if m.num_classes:  # branch classes drawn uniformly: every branch is asked for
+            z = m.with_classes(z, torch.randint(m.num_classes, (M, N), generator=self.generator))
         m.eval()
         outs = [m.generate(cond[:, s : s + c.inference_batch], z[:, s : s + c.inference_batch]) for s in range(0, N, c.inference_batch)]
         m.train()
@@ -210,6 +215,7 @@ class CEMSSLTrainer:
         valid = res.valid.reshape(M, N)
         err = (res.position - targets.position).norm(dim=-1).reshape(M, N)
         q_meas = self._wrap_measured(res.q.reshape(M, N, -1).double())
+        z = m.relabel(z, q_meas)  # the branch actually reached (a no-op without branch classes)
         cond_reached = m.encode_targets(res.position, res.rotation if m.config.target == "pose" else None).reshape(M, N, -1)
         if c.projected_targets:
             q_meas = self._project_targets(cond_reached, z, q_meas)
@@ -345,6 +351,12 @@ class CEMSSLTrainer:
         """Iterate until T iterations, convergence or the time budget; returns the stop reason."""
         start = self._started = time.perf_counter()
         reason = "iterations"
+        c = self.config
+        if c.keep_best and c.eval_every and self.iteration == 0 and self._best_state is None:
+            # the starting weights are a candidate too: CEMSSL can make a pretrained or warm-started
+            # model worse before it makes it better, and a short run may end before it recovers
+            self.initial_error = self.best_error = self.evaluate()[0]
+            self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         while self.iteration < self.config.iterations:
             stats = self.step()
             if callback is not None:

@@ -36,6 +36,10 @@ class TrainRequest:
         supervised: pretraining hyperparameters (cvae / cgan / cinn).
         unsupervised: FK-loss hyperparameters (unsupervised, and the CEMSSL warm start).
         warmup_steps: for cemssl / emssl from scratch: FK-loss steps before the CEMSSL loop (0: none).
+        pretrain_steps: for cemssl / emssl from scratch: steps of regression on FK samples (motor
+            babbling: uniform joints through the forward model) before the CEMSSL loop, with the
+            ``supervised`` hyperparameters (0: none).  For models with branch classes this is a
+            well-posed regression per branch; for a continuous latent alone it averages solutions.
         finetune: checkpoint to fine-tune with CEMSSL (the unified framework).
         out: checkpoint path to write.
         resume: continue a CEMSSL run from ``out``'s saved trainer state.
@@ -54,6 +58,7 @@ class TrainRequest:
     device: str = "cpu"
     dtype: str = "float32"
     command: str = ""
+    pretrain_steps: int = 0
 
 
 @dataclass
@@ -129,6 +134,11 @@ def train_model(
         summary["phases"].append({"phase": "unsupervised", "config": req.unsupervised.to_dict(), "stop": reason, "steps": tr_u.step_count, "history": tr_u.history})
 
     if run_cemssl:
+        if req.pretrain_steps and not req.finetune and not req.resume:
+            pre_cfg = SupervisedConfig(**{**req.supervised.to_dict(), "steps": req.pretrain_steps, "eval_every": max(1, req.pretrain_steps // 10)})
+            tr_p = SupervisedTrainer(model, chain, pre_cfg)
+            reason = tr_p.run(lambda s, info, err: report("pretrain", {"step": s, "steps": req.pretrain_steps, **info, "eval_error_mean": err}))
+            summary["phases"].append({"phase": "pretrain", "config": pre_cfg.to_dict(), "stop": reason, "steps": tr_p.step_count, "history": tr_p.history})
         if req.warmup_steps and not req.finetune and not req.resume:
             warm_cfg = UnsupervisedConfig(**{**req.unsupervised.to_dict(), "steps": req.warmup_steps})
             tr_w = UnsupervisedTrainer(model, chain, warm_cfg)
@@ -158,6 +168,7 @@ def train_model(
                 "iterations": trainer.iteration,
                 "best_iteration": trainer.best_iteration,
                 "best_eval_error_mean": trainer.best_error if trainer.best_iteration else None,
+                "initial_eval_error_mean": trainer.initial_error,
                 "history": trainer.history,
             }
         )

@@ -71,7 +71,7 @@ class SupervisedTrainer(StepTrainer):
         self._started: float | None = None
         self.history: list[dict] = []
 
-    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         m, c = self.model, self.config
         M, B = m.num_members, c.batch_size
         if self.dataset is None:
@@ -80,7 +80,7 @@ class SupervisedTrainer(StepTrainer):
             t = self.dataset.index(torch.randint(len(self.dataset), (M * B,), generator=self.generator))
         cond = m.encode_targets(t.position, t.rotation if m.config.target == "pose" else None).reshape(M, B, -1)
         target = m.codec.normalize(t.q).to(m.device, m.dtype).reshape(M, B, -1)
-        return cond, target
+        return cond, target, t.q.reshape(M, B, -1)
 
     def step(self) -> dict[str, float]:
         m = self.model
@@ -88,7 +88,7 @@ class SupervisedTrainer(StepTrainer):
         for opt in self.optimizers:
             for g in opt.param_groups:
                 g["lr"] = lr
-        cond, target = self._batch()
+        cond, target, q_true = self._batch()
         M, B = target.shape[:2]
         z_shape = (M, B, m.latent_dim)
         if isinstance(m, CVAE):
@@ -115,8 +115,12 @@ class SupervisedTrainer(StepTrainer):
             loss = (0.5 * (z**2).sum(-1) - log_jac).mean() / m.latent_dim
             self._update(self.opt, loss * M, clip=10.0)
             return {"loss": loss.item()}
-        # plain regression: the latent (if any) is ignored noise, as in direct supervised IK learning
-        z = torch.randn(z_shape, generator=self.generator).to(target)
+        # plain regression: the latent (if any) is ignored noise, as in direct supervised IK learning;
+        # a branch class in the latent is the class of the sampled joints, so each class learns its
+        # own branch (a well-posed regression for a non-redundant arm)
+        z = torch.randn((M, B, m.noise_dim), generator=self.generator).to(target)
+        if m.num_classes:
+            z = m.with_classes(z, m.branch_labeler(q_true))
         loss = F.mse_loss(m.generate(cond, z), target)
         self._update(self.opt, loss * M)
         return {"loss": loss.item()}

@@ -118,6 +118,8 @@ class UnsupervisedTrainer(StepTrainer):
         self.loss_fn = FKLoss(chain, config.rotation_weight, config.limit_weight, obstacles, config.obstacle_weight)
         self.params = list(model.generator_parameters())
         self.optimizer = torch.optim.Adam(self.params, lr=config.lr)
+        if model.num_classes:
+            raise ValueError("the FK loss cannot teach branch classes (any branch reaching the target scores the same): pretrain a branch model by regression (--pretrain-steps) instead")
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step_count = 0
         self._started: float | None = None

@@ -23,6 +23,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from ..kinematics.branches import BranchLabeler, branch_labeler
 from .encoding import OUTPUT_KINDS, TARGET_KINDS, JointCodec, TargetEncoder
 from .networks import ACTIVATIONS, BatchedMLP
 
@@ -50,6 +51,9 @@ class ModelConfig:
         discriminator_hidden: CGAN discriminator widths.
         coupling_blocks: CINN number of affine coupling blocks.
         coupling_hidden: CINN width of each coupling subnetwork (two hidden layers).
+        branches: spec of a configuration-class labeler (:mod:`cemssl_ik.kinematics.branches`,
+            e.g. ``ur3``) whose class becomes a discrete part of the latent: the model input is
+            [condition, one-hot class, z].  Empty: none.  CEMSSL / EMSSL models only.
     """
 
     method: str = "cemssl"
@@ -64,6 +68,7 @@ class ModelConfig:
     discriminator_hidden: tuple[int, ...] = (512, 256, 128)
     coupling_blocks: int = 8
     coupling_hidden: int = 256
+    branches: str = ""
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -85,6 +90,10 @@ class ModelConfig:
             raise ValueError(f"{self.method} needs latent_dim >= 1")
         if self.method == "cinn" and self.output != "sigmoid":
             raise ValueError("cinn models joint values directly: use output='sigmoid'")
+        if self.branches:
+            if self.method not in ("cemssl", "emssl"):
+                raise ValueError(f"branch classes are for cemssl / emssl models, not {self.method!r}")
+            branch_labeler(self.branches)  # validates the spec
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -126,7 +135,15 @@ class IKGenerator(nn.Module):
         self.config = config
         self.target_encoder = target_encoder
         self.codec = codec
-        self.latent_dim = config.latent_dim
+        #: configuration-class labeler whose one-hot class leads the latent (None: continuous latent only)
+        self.branch_labeler: BranchLabeler | None = branch_labeler(config.branches) if config.branches else None
+        self.num_classes = self.branch_labeler.num_classes if self.branch_labeler else 0
+        if self.branch_labeler is not None:
+            self.branch_labeler.check(codec.dof)
+        #: width of the Gaussian part of the latent
+        self.noise_dim = config.latent_dim
+        #: full latent width: one-hot class (num_classes) + Gaussian noise (noise_dim)
+        self.latent_dim = self.num_classes + config.latent_dim
         self.num_members = config.members
         self.cond_dim = target_encoder.dim
         self.out_dim = codec.out_dim
@@ -153,8 +170,30 @@ class IKGenerator(nn.Module):
         """(B, 3) [+ (B, 3, 3)] -> (B, C) condition features in the model dtype."""
         return self.target_encoder.encode(position.to(self.device, self.dtype), None if rotation is None else rotation.to(self.device, self.dtype))
 
-    def sample_latent(self, *shape: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(*shape, self.latent_dim, generator=generator, dtype=self.dtype, device=self.device)
+    def sample_latent(self, *shape: int, generator: torch.Generator | None = None, classes: torch.Tensor | None = None) -> torch.Tensor:
+        """Latents (*shape, latent_dim): [one-hot class, N(0, I) noise]; classes uniform unless given."""
+        z = torch.randn(*shape, self.noise_dim, generator=generator, dtype=self.dtype, device=self.device)
+        if self.num_classes and classes is None:
+            classes = torch.randint(self.num_classes, shape, generator=generator, device=self.device)
+        return self.with_classes(z, classes) if self.num_classes else z
+
+    def with_classes(self, noise: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """Prepend the one-hot ``classes`` (*batch,) to Gaussian ``noise`` (*batch, noise_dim)."""
+        onehot = torch.nn.functional.one_hot(classes.to(noise.device).long(), self.num_classes).to(noise.dtype)
+        return torch.cat([onehot, noise], dim=-1)
+
+    def relabel(self, z: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """Latents with their class replaced by the class of the joints ``q`` actually reached
+        (CEMSSL trains on what was reached: the target, and the branch, of q); identity without classes."""
+        if not self.num_classes:
+            return z
+        return self.with_classes(z[..., self.num_classes :], self.branch_labeler(q.detach().double().cpu()).to(z.device))
+
+    def slot_classes(self, num_samples: int) -> torch.Tensor:
+        """(K,) classes of the K samples per target when none are given: every class once in each run of
+        C consecutive slots, shifted by one per run so members (slot k -> member k mod M) see all classes."""
+        k = torch.arange(num_samples, device=self.device)
+        return (k + k // max(self.num_classes, 1)) % max(self.num_classes, 1)
 
     def decode(self, normalized: torch.Tensor) -> torch.Tensor:
         return self.codec.decode(normalized)
@@ -167,6 +206,7 @@ class IKGenerator(nn.Module):
         num_samples: int = 1,
         generator: torch.Generator | None = None,
         z: torch.Tensor | None = None,
+        classes: torch.Tensor | None = None,
     ) -> SampleResult:
         """K = ``num_samples`` joint samples per target; sample k comes from member k mod M.
 
@@ -176,6 +216,8 @@ class IKGenerator(nn.Module):
             num_samples: K.
             generator: RNG for the latents.
             z: optional (B, K, Z) latents instead of random ones.
+            classes: for models with branch classes: (B, K) or (K,) class of each sample instead of
+                :meth:`slot_classes` (every class in turn); ignored when ``z`` is given.
         """
         if position.ndim != 2 or position.shape[-1] != 3:
             raise ValueError(f"position must be (B, 3), got {tuple(position.shape)}")
@@ -190,7 +232,11 @@ class IKGenerator(nn.Module):
         else:
             cond = self.encode_targets(position, rotation)[:, None].expand(B, K, self.cond_dim)  # (B, K, C)
         if z is None:
-            z = self.sample_latent(B, K, generator=generator)
+            if self.num_classes:
+                classes = self.slot_classes(K) if classes is None else torch.as_tensor(classes, device=self.device)
+                z = self.sample_latent(B, K, generator=generator, classes=classes.expand(B, K))
+            else:
+                z = self.sample_latent(B, K, generator=generator)
         elif z.shape != (B, K, self.latent_dim):
             raise ValueError(f"z must be (B={B}, K={K}, Z={self.latent_dim}), got {tuple(z.shape)}")
         z = z.to(self.device, self.dtype)

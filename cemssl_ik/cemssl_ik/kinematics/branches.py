@@ -1,0 +1,78 @@
+"""Configuration classes ("branches") of joint solutions: a discrete label computed from q.
+
+A 6-DoF arm reaches most poses in several discrete ways (the UR family: shoulder left / right,
+elbow up / down, wrist flipped or not: up to 8 solutions).  A generative inverse model with only a
+continuous latent has to tear its latent space apart to cover such disconnected solution sets and
+lands between branches; giving it the branch as a discrete part of its latent (see
+``ModelConfig.branches``) turns the problem into one smooth regression per branch, and lets a
+solver ask for each branch explicitly.
+
+Labelers are named by a spec string stored in model checkpoints:
+
+- a UR DH key (``ur3``, ``ur5``, ...; see :data:`~cemssl_ik.kinematics.ur_analytic.UR_DH`):
+  the 8 classes of :func:`~cemssl_ik.kinematics.ur_analytic.ur_branch_ids`, which are the index of
+  the closed-form solution; a full pose has at most one solution per class (modulo 2*pi);
+- ``sin:i,j,...``: one bit per listed joint, set where sin(q_i) >= 0 (e.g. ``sin:1`` is the elbow
+  of a planar 2-link arm); a generic labeling with no uniqueness claim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .ur_analytic import UR_DH, ur_branch_ids
+
+__all__ = ["BranchLabeler", "branch_labeler"]
+
+
+@dataclass(frozen=True)
+class BranchLabeler:
+    """Maps joint values to configuration classes.
+
+    Attributes:
+        spec: the spec string (see the module docstring).
+        num_classes: number of classes C; labels are 0..C-1.
+        dof: number of joints the labeler expects (None: any with enough joints).
+        unique_pose_solution: True when a full pose has at most one solution per class (modulo
+            2*pi), so a solver that found one solution in every class has found them all.
+    """
+
+    spec: str
+    num_classes: int
+    dof: int | None
+    unique_pose_solution: bool
+    _joints: tuple[int, ...] = ()
+
+    def __call__(self, q: torch.Tensor) -> torch.Tensor:
+        """(*batch, dof) -> (*batch,) int64 class labels."""
+        if self.dof is not None and q.shape[-1] != self.dof:
+            raise ValueError(f"branch labeler {self.spec!r} expects {self.dof} joints, got {q.shape[-1]}")
+        if self._joints:
+            s = torch.sin(q[..., list(self._joints)]) >= 0
+            weights = 2 ** torch.arange(len(self._joints), device=q.device)
+            return (s.long() * weights).sum(-1)
+        return ur_branch_ids(q, self.spec)
+
+    def check(self, dof: int) -> None:
+        """Raise ValueError when the labeler cannot label joints of a ``dof``-joint chain."""
+        if self.dof is not None and dof != self.dof:
+            raise ValueError(f"branch labeler {self.spec!r} is for {self.dof}-joint arms, the chain has {dof}")
+        if self._joints and max(self._joints) >= dof:
+            raise ValueError(f"branch labeler {self.spec!r} names joint {max(self._joints)}, the chain has {dof} joints")
+
+
+def branch_labeler(spec: str) -> BranchLabeler:
+    """The labeler named by ``spec`` (a UR DH key, or ``sin:i,j,...``)."""
+    if spec in UR_DH:
+        return BranchLabeler(spec, 8, 6, True)
+    if spec.startswith("sin:"):
+        try:
+            joints = tuple(int(v) for v in spec[4:].split(","))
+        except ValueError:
+            joints = ()
+        if not joints or min(joints) < 0 or len(set(joints)) != len(joints) or len(joints) > 8:
+            raise ValueError(f"branch spec {spec!r}: expected sin:i,j,... with 1-8 distinct joint indices >= 0")
+        return BranchLabeler(spec, 2 ** len(joints), None, False, joints)
+    raise ValueError(f"unknown branch spec {spec!r}: use a UR model ({', '.join(sorted(UR_DH))}) or sin:i,j,...")
