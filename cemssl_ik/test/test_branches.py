@@ -12,8 +12,9 @@ from cemssl_ik.kinematics.branches import branch_labeler
 from cemssl_ik.kinematics.ur_analytic import URAnalyticIK
 from cemssl_ik.learning import CEMSSLConfig, CEMSSLTrainer, UnsupervisedConfig, UnsupervisedTrainer
 from cemssl_ik.learning.supervised import SupervisedConfig, SupervisedTrainer
-from cemssl_ik.models import ModelConfig, load_checkpoint, new_model, save_checkpoint
 from cemssl_ik.solver import IKSolver, SolverOptions
+
+from cemssl_ik.models import ModelConfig, load_checkpoint, new_model, save_checkpoint
 
 
 @pytest.fixture(autouse=True)
