@@ -499,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     bso.add_argument("--threads", type=int, default=0)
     bso.add_argument("--seed", type=int, default=0)
     bso.add_argument("--json", action="store_true")
-    bso.add_argument("--random-fraction", type=float, default=None, help="share of uniform joint samples (SolverOptions.random_fraction; default 0.75, 0.25 for branch models)")
+    bso.add_argument("--random-fraction", type=float, default=None, help="share of uniform joint samples (SolverOptions.random_fraction; default 0.75, 0 for branch models)")
     bso.add_argument("--oversample", type=int, default=None, help="samples per requested solution in the first round (SolverOptions.oversample; default 4)")
     bso.add_argument("--backend", choices=["auto", "kernel", "torch"], default="auto", help="solver backend (compiled kernels or batched torch)")
     bso.set_defaults(func=_cmd_bench_solver)

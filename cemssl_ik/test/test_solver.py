@@ -141,6 +141,35 @@ def test_request_batcher_answers_concurrent_requests_correctly(chain, solver):
             b2.close()
 
 
+def test_request_batcher_threads_that_solve_for_each_other_never_strand_a_request(chain, solver):
+    # flat combining: whichever caller holds the lock solves everybody's queued requests; many
+    # short requests from many threads at once exercise the hand-over (a stranded request times out)
+    import threading
+
+    from cemssl_ik.solver import RequestBatcher
+
+    _, fk = _targets(chain, 16, 7)
+    batcher = RequestBatcher(solver, max_batch=4)
+    answered, errors = [], []
+
+    def ask(t: int) -> None:
+        try:
+            for r in range(15):
+                i = (t + r) % 16
+                res = batcher.solve_one(fk.position[i], None, options=SolverOptions(num_solutions=1, max_rounds=1, rescue_rounds=0), timeout=60)
+                answered.append(bool(res.valid[0, 0]))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors and len(answered) == 120 and all(answered)
+    assert batcher.requests == 120
+
+
 def test_refine_returns_converged_input_unchanged(chain):
     # every sample already at the target: no iteration runs (this once raised an aliasing error)
     q_true, fk = _targets(chain, 8, 7)

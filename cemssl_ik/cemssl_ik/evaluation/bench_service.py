@@ -87,9 +87,10 @@ def _client_main(argv: list[str]) -> int:
             counts.append(len(res.solutions) if res is not None else 0)
         end = time.time()
     finally:
+        # results first: a fault while tearing the node down must not lose the measurements
+        Path(a.out).write_text(json.dumps({"latency_ms": lat, "codes": codes, "solutions": counts, "messages": messages, "start": start, "end": end}))
         node.destroy_node()
         rclpy.try_shutdown()
-    Path(a.out).write_text(json.dumps({"latency_ms": lat, "codes": codes, "solutions": counts, "messages": messages, "start": start, "end": end}))
     return 0
 
 
@@ -133,15 +134,19 @@ def run_service_benchmark(
                         p.wait(timeout=3600)
                     wall = time.perf_counter() - t0
                     lat, codes, sols, starts, ends, msgs = [], [], [], [], [], []
-                    for out in outs:
-                        if out.is_file():
-                            d = json.loads(out.read_text())
-                            lat += d["latency_ms"]
-                            codes += d["codes"]
-                            sols += d["solutions"]
-                            msgs += d.get("messages", [])
-                            starts.append(d["start"])
-                            ends.append(d["end"])
+                    for c, (p, out) in enumerate(zip(procs, outs)):
+                        if not out.is_file():
+                            msgs.append(f"client {c} exited with code {p.returncode} before writing any result")
+                            continue
+                        if p.returncode != 0:
+                            msgs.append(f"client {c} exited with code {p.returncode} after writing its results")
+                        d = json.loads(out.read_text())
+                        lat += d["latency_ms"]
+                        codes += d["codes"]
+                        sols += d["solutions"]
+                        msgs += d.get("messages", [])
+                        starts.append(d["start"])
+                        ends.append(d["end"])
                     # throughput over the measured window (client start-up excluded)
                     wall = (max(ends) - min(starts)) if starts else wall
                     lat_a = np.array(lat) if lat else np.array([np.nan])

@@ -215,17 +215,23 @@ def ur_branch_ids(q: torch.Tensor, dh: URDHParameters | str = "ur3") -> torch.Te
     """
     if isinstance(dh, str):
         dh = UR_DH[dh]
-    # numpy: the solver calls this for a handful of solutions per request, where torch's per-op
-    # overhead would dominate; the wrist centre needs only the first five DH frames
+    # numpy, all five DH frames filled at once: the solver calls this for a handful of solutions
+    # per request, where per-operation overhead dominates; the wrist centre needs only the first
+    # five frames
     qn = q.detach().cpu().double().numpy().reshape(-1, 6)
-    a = (0.0, dh.a2, dh.a3, 0.0, 0.0)
-    d = (dh.d1, 0.0, 0.0, dh.d4, dh.d5)
-    T = _dh(qn[:, 0], a[0], d[0], _ALPHA[0])
-    for i in range(1, 5):
-        T = T @ _dh(qn[:, i], a[i], d[i], _ALPHA[i])
-    p05 = T[:, :3, 3]  # origin of frame 5 = tool0 position - d6 * tool z axis
+    a = np.array((0.0, dh.a2, dh.a3, 0.0, 0.0))
+    d = np.array((dh.d1, 0.0, 0.0, dh.d4, dh.d5))
+    alpha = np.array(_ALPHA[:5])
+    ct, st = np.cos(qn[:, :5]), np.sin(qn[:, :5])
+    ca, sa = np.cos(alpha), np.sin(alpha)
+    T = np.zeros((len(qn), 5, 4, 4))
+    T[..., 0, 0], T[..., 0, 1], T[..., 0, 2], T[..., 0, 3] = ct, -st * ca, st * sa, a * ct
+    T[..., 1, 0], T[..., 1, 1], T[..., 1, 2], T[..., 1, 3] = st, ct * ca, -ct * sa, a * st
+    T[..., 2, 1], T[..., 2, 2], T[..., 2, 3], T[..., 3, 3] = sa, ca, d, 1.0
+    p05 = (T[:, 0] @ T[:, 1] @ T[:, 2] @ T[:, 3] @ T[:, 4])[:, :3, 3]  # origin of frame 5 = tool0 - d6 * tool z
     psi = np.arctan2(p05[:, 1], p05[:, 0])
-    shoulder = torch.from_numpy(np.sin(qn[:, 0] - psi - math.pi / 2) >= 0).reshape(q.shape[:-1]).to(q.device)
-    elbow = torch.sin(q[..., 2]) >= 0
-    wrist = torch.sin(q[..., 4]) >= 0
-    return shoulder.long() + 2 * elbow.long() + 4 * wrist.long()
+    shoulder = np.sin(qn[:, 0] - psi - math.pi / 2) >= 0
+    elbow = st[:, 2] >= 0
+    wrist = st[:, 4] >= 0
+    ids = shoulder.astype(np.int64) + 2 * elbow + 4 * wrist
+    return torch.from_numpy(ids).reshape(q.shape[:-1]).to(q.device)

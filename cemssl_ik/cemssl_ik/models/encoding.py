@@ -92,6 +92,7 @@ class JointCodec:
             raise ValueError("every joint needs upper > lower learning limits")
         self.dof = len(self.lower)
         self.biternion = self.periodic if kind == "biternion" else torch.zeros(self.dof, dtype=torch.bool)
+        self._all_biternion = bool(self.biternion.all())  # every joint a (cos, sin) pair: vectorized paths
 
     @property
     def out_dim(self) -> int:
@@ -105,6 +106,8 @@ class JointCodec:
 
         sigmoid: (q - lower) / (upper - lower) in [0, 1]; biternion: (cos q, sin q) per revolute joint.
         """
+        if self._all_biternion:
+            return torch.stack([torch.cos(q), torch.sin(q)], dim=-1).flatten(-2)
         lo, hi = self._limits(q)
         unit = (q - lo) / (hi - lo)
         if not self.biternion.any():
@@ -121,6 +124,9 @@ class JointCodec:
         """Raw network output (..., out_dim) -> normalized space (what :meth:`normalize` produces)."""
         if not self.biternion.any():
             return torch.sigmoid(raw)
+        if self._all_biternion:
+            pairs = raw.unflatten(-1, (self.dof, 2))
+            return (pairs / pairs.norm(dim=-1, keepdim=True).clamp_min(1e-12)).flatten(-2)
         parts, i = [], 0
         for j in range(self.dof):
             if self.biternion[j]:
@@ -134,6 +140,9 @@ class JointCodec:
 
     def decode(self, normalized: torch.Tensor) -> torch.Tensor:
         """Normalized outputs (..., out_dim) -> joint values (..., dof) (radians / metres)."""
+        if self._all_biternion:
+            pairs = normalized.unflatten(-1, (self.dof, 2))
+            return torch.atan2(pairs[..., 1], pairs[..., 0])
         lo, hi = self._limits(normalized)
         if not self.biternion.any():
             return lo + normalized * (hi - lo)

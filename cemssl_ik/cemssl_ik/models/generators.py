@@ -158,13 +158,22 @@ class IKGenerator(nn.Module):
         raise NotImplementedError
 
     # -- helpers -------------------------------------------------------------------------
+    def _reference_parameter(self) -> nn.Parameter:
+        # walking the module tree (``next(self.parameters())``) costs ~20 us, several times per
+        # small request; ``.to()`` converts parameters in place, so one parameter object stays
+        # representative (a deep copy maps it to the copy's own parameter)
+        p = self.__dict__.get("_ref_param")
+        if p is None:
+            p = self.__dict__["_ref_param"] = next(self.parameters())
+        return p
+
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.parameters()).dtype
+        return self._reference_parameter().dtype
 
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        return self._reference_parameter().device
 
     def encode_targets(self, position: torch.Tensor, rotation: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 3) [+ (B, 3, 3)] -> (B, C) condition features in the model dtype."""

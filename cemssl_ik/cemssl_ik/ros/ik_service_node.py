@@ -186,7 +186,7 @@ def _make_node_class():
         # ---------------------------------------------------------------- helpers
         def _target_in_base(self, frame: str, position: np.ndarray, quat: np.ndarray | None, chain: KinematicChain, urdf: str | None):
             """Pose in ``frame`` -> (position (3,), rotation (3, 3) or None) in the chain base; None if unknown frame."""
-            R = quaternion_to_matrix(torch.tensor(quat, dtype=torch.float64)).numpy() if quat is not None else None
+            R = quaternion_to_matrix(np.asarray(quat, dtype=np.float64)) if quat is not None else None
             if frame in ("", chain.base_link):
                 return position, R
             T = None
@@ -203,7 +203,7 @@ def _make_node_class():
                     tf = self._tf_buffer.lookup_transform(chain.base_link, frame, Time(), timeout=Duration(seconds=0.1))
                     t, r = tf.transform.translation, tf.transform.rotation
                     T = np.eye(4)
-                    T[:3, :3] = quaternion_to_matrix(torch.tensor([r.x, r.y, r.z, r.w], dtype=torch.float64)).numpy()
+                    T[:3, :3] = quaternion_to_matrix(np.array([r.x, r.y, r.z, r.w]))
                     T[:3, 3] = [t.x, t.y, t.z]
                 except Exception:  # tf2 raises several exception types (LookupException, ...)
                     T = None
