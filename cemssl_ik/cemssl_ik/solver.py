@@ -19,7 +19,6 @@ result has a fixed shape (B, K, dof) with a validity mask.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import queue
 import threading
@@ -637,7 +636,7 @@ class RequestBatcher:
                 return
             groups: dict[tuple, list[_Pending]] = {}
             for it in items:
-                key = (dataclasses.astuple(it.options), it.rotation is None, it.seed is None)
+                key = (tuple(vars(it.options).values()), it.rotation is None, it.seed is None)  # astuple deep-copies: slow
                 groups.setdefault(key, []).append(it)
             for group in groups.values():
                 self._solve_group(group)
