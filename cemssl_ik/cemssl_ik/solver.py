@@ -404,16 +404,22 @@ class IKSolver:
                 pe, oe = pose_error(self.chain, flat_q, flat_p, flat_R)
                 ok = within & torch.isfinite(flat_q).all(-1) & (pe <= opt.position_tolerance) & (oe <= opt.orientation_tolerance)
             # scatter this round's samples of the sampled targets into (B, S) pool slabs
-            slab_q = torch.full((B, S, dof), math.nan, dtype=torch.float64)
-            slab_pe = torch.full((B, S), math.inf, dtype=torch.float64)
-            slab_oe = torch.full((B, S), math.inf, dtype=torch.float64)
-            slab_ok = torch.zeros(B, S, dtype=torch.bool)
-            slab_q[todo], slab_pe[todo], slab_oe[todo], slab_ok[todo] = flat_q.reshape(b, S, dof), pe.reshape(b, S), oe.reshape(b, S), ok.reshape(b, S)
+            if b == B:  # every target sampled (always in the first round): the results are the slab
+                slab_q, slab_pe, slab_oe, slab_ok = flat_q.reshape(B, S, dof), pe.reshape(B, S), oe.reshape(B, S), ok.reshape(B, S)
+            else:
+                slab_q = torch.full((B, S, dof), math.nan, dtype=torch.float64)
+                slab_pe = torch.full((B, S), math.inf, dtype=torch.float64)
+                slab_oe = torch.full((B, S), math.inf, dtype=torch.float64)
+                slab_ok = torch.zeros(B, S, dtype=torch.bool)
+                slab_q[todo], slab_pe[todo], slab_oe[todo], slab_ok[todo] = flat_q.reshape(b, S, dof), pe.reshape(b, S), oe.reshape(b, S), ok.reshape(b, S)
             pools_q.append(slab_q)
             pools_pe.append(slab_pe)
             pools_oe.append(slab_oe)
             pools_ok.append(slab_ok)
-            pool_q, pool_pe, pool_ok = torch.cat(pools_q, 1), torch.cat(pools_pe, 1), torch.cat(pools_ok, 1)
+            if len(pools_q) == 1:
+                pool_q, pool_pe, pool_ok = slab_q, slab_pe, slab_ok
+            else:
+                pool_q, pool_pe, pool_ok = torch.cat(pools_q, 1), torch.cat(pools_pe, 1), torch.cat(pools_ok, 1)
             if self.backend == "kernel":
                 k_rep, k_single = kernels.distinct_representatives(pool_q.numpy(), pool_pe.numpy(), pool_ok.numpy(), self.chain.periodic, opt.distinct_tolerance)
                 keep, singletons = torch.from_numpy(k_rep), torch.from_numpy(k_single)
@@ -440,7 +446,7 @@ class IKSolver:
             todo = torch.nonzero(more).flatten()
             if todo.numel() == 0:
                 break
-        pool_oe = torch.cat(pools_oe, 1)  # pool_q / pool_pe are the last round's concatenations
+        pool_oe = pools_oe[0] if len(pools_oe) == 1 else torch.cat(pools_oe, 1)  # pool_q / pool_pe: the last round's
         t3 = time.perf_counter()
         if self.backend == "kernel":
             k_idx, k_ok = kernels.select(pool_q.numpy(), keep.numpy(), None if seed is None else seed.numpy(), self.chain.periodic, K)

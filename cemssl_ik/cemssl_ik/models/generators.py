@@ -254,12 +254,17 @@ class IKGenerator(nn.Module):
         pad = per * M - K
 
         def to_members(x: torch.Tensor) -> torch.Tensor:
+            if M == 1:
+                return x.reshape(1, B * K, x.shape[-1])
             if pad:
                 x = torch.cat([x, x.new_zeros(B, pad, x.shape[-1])], dim=1)
             return x.reshape(B, per, M, x.shape[-1]).permute(2, 0, 1, 3).reshape(M, B * per, x.shape[-1])
 
         out = self.generate(to_members(cond), to_members(z))  # (M, B*per, out)
-        q = self.decode(out).reshape(M, B, per, -1).permute(1, 2, 0, 3).reshape(B, per * M, -1)[:, :K]
+        if M == 1:
+            q = self.decode(out).reshape(B, K, -1)
+        else:
+            q = self.decode(out).reshape(M, B, per, -1).permute(1, 2, 0, 3).reshape(B, per * M, -1)[:, :K]
         member = torch.arange(K, device=self.device) % M
         return SampleResult(q, member, z)
 
