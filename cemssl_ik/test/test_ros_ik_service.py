@@ -312,3 +312,27 @@ def test_robot_description_topic_with_prefixed_names_and_solution_publication(ch
         client.close()
         log = server.close()
         assert "Traceback" not in log, log
+
+
+@requires_ros
+def test_parameters_are_validated_at_start_up_and_on_change(checkpoint):
+    import rclpy
+    from cemssl_ik.ros.ik_service_node import IKServiceNode
+    from rclpy.parameter import Parameter
+
+    rclpy.init()
+    try:
+        with pytest.raises(ValueError, match="random_fraction"):
+            IKServiceNode(parameter_overrides=[Parameter("model", value=str(checkpoint)), Parameter("random_fraction", value=2.0)])
+        with pytest.raises(ValueError, match="oversample"):
+            IKServiceNode(parameter_overrides=[Parameter("model", value=str(checkpoint)), Parameter("oversample", value=0)])
+        node = IKServiceNode(parameter_overrides=[Parameter("model", value=str(checkpoint)), Parameter("random_fraction", value=0.5)])
+        try:
+            assert node._random_fraction() == 0.5
+            assert not node.set_parameters([Parameter("random_fraction", value=-0.5)])[0].successful
+            assert node.set_parameters([Parameter("random_fraction", value=-1.0)])[0].successful
+            assert node._random_fraction() is None  # the solver's default
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown()

@@ -54,7 +54,8 @@ PARAMETERS = {
     "position_tolerance": (1e-6, "default position tolerance [m] for refined solutions"),
     "orientation_tolerance": (1e-5, "default orientation tolerance [rad] for refined solutions"),
     "distinct_tolerance": (1e-2, "solutions closer than this (max joint difference, rad) are one"),
-    "oversample": (4, "samples drawn per requested solution and round"),
+    "oversample": (4, "samples drawn per requested solution and round (models without branch classes)"),
+    "random_fraction": (-1.0, "share of uniform joint samples in a first sampling round, 0..1 (more coverage, less speed); -1 = the solver's default: 0.75, or 0 for models with branch classes"),
     "max_batch": (64, "concurrent requests solved together in one batched solver call, at most"),
     "model_update_topic": ("/cemssl_learner/model_updates", "std_msgs/String checkpoint paths that trigger a reload ('' disables)"),
 }
@@ -83,6 +84,10 @@ def _make_node_class():
             for name, (default, description) in PARAMETERS.items():
                 self.declare_parameter(name, default, ParameterDescriptor(description=description))
             self.add_on_set_parameters_callback(self._validate_parameters)
+            # the callback guards later changes; values given at start-up are checked here
+            check = self._validate_parameters([self.get_parameter(name) for name in PARAMETERS])
+            if not check.successful:
+                raise ValueError(f"invalid parameter: {check.reason}")
             self._R = GetIKSolutions.Response
             self._JointState = JointState
             self._state_lock = threading.Lock()
@@ -121,7 +126,13 @@ def _make_node_class():
                     return SetParametersResult(successful=False, reason=f"{p.name} must be an integer >= 1")
                 if p.name in ("position_tolerance", "orientation_tolerance", "distinct_tolerance") and not (isinstance(v, float) and v > 0 and math.isfinite(v)):
                     return SetParametersResult(successful=False, reason=f"{p.name} must be a positive finite float")
+                if p.name == "random_fraction" and not (isinstance(v, float) and (v == -1.0 or 0.0 <= v <= 1.0)):
+                    return SetParametersResult(successful=False, reason="random_fraction must be a float in [0, 1], or -1 for the solver's default")
             return SetParametersResult(successful=True)
+
+        def _random_fraction(self) -> float | None:
+            v = float(self.get_parameter("random_fraction").value)
+            return None if v < 0 else v
 
         def _make_tf_buffer(self):
             try:
@@ -258,6 +269,7 @@ def _make_node_class():
                 orientation_tolerance=request.orientation_tolerance or default_rot,
                 distinct_tolerance=float(self.get_parameter("distinct_tolerance").value),
                 oversample=int(self.get_parameter("oversample").value),
+                random_fraction=self._random_fraction(),
             )
             res = solver.solve_one(
                 torch.tensor(pos, dtype=torch.float64),
@@ -319,7 +331,13 @@ def _make_node_class():
                     response.error_code.val = codes.FRAME_TRANSFORM_FAILURE
                     return response
                 pos, rot = converted
-                opts = SolverOptions(num_solutions=1, refine=bool(self.get_parameter("refine").value), position_tolerance=float(self.get_parameter("position_tolerance").value), orientation_tolerance=float(self.get_parameter("orientation_tolerance").value))
+                opts = SolverOptions(
+                    num_solutions=1,
+                    refine=bool(self.get_parameter("refine").value),
+                    position_tolerance=float(self.get_parameter("position_tolerance").value),
+                    orientation_tolerance=float(self.get_parameter("orientation_tolerance").value),
+                    random_fraction=self._random_fraction(),
+                )
                 res = solver.solve_one(torch.tensor(pos), torch.tensor(rot), None if query.seed is None else torch.tensor(query.seed), opts)
                 if not res.valid[0, 0]:
                     response.error_code.val = codes.NO_IK_SOLUTION
