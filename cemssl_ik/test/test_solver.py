@@ -175,3 +175,39 @@ def test_refine_returns_converged_input_unchanged(chain):
     q_true, fk = _targets(chain, 8, 7)
     out = refine(chain, q_true, fk.position, fk.rotation, iterations=5, damping=1e-9)
     assert torch.equal(out, q_true) and out.data_ptr() != q_true.data_ptr()
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        dict(target="pose", branches="ur3", latent_dim=0, members=1, hidden=(32, 32), activation="silu", output="biternion"),
+        dict(target="position", latent_dim=3, members=3, hidden=(32, 16), activation="relu", output="sigmoid"),
+        dict(target="pose", latent_dim=2, members=2, hidden=(16,), activation="tanh", output="biternion"),
+    ],
+)
+def test_numpy_sampler_matches_the_torch_model(chain, cfg):
+    # single requests sample through numpy (no torch per-op overhead); it must be the same network
+    import numpy as np
+    from cemssl_ik.solver import _NumpySampler
+
+    torch.manual_seed(3)
+    model = new_model(chain, ModelConfig(**cfg)).eval()
+    sampler = _NumpySampler.build(model)
+    assert sampler is not None
+    q_true, fk = _targets(chain, 5, 11)
+    K = 11
+    rot = fk.rotation if cfg["target"] == "pose" else None
+
+    class ZeroNoise:  # the torch side gets zero noise too, so both see identical latents
+        def standard_normal(self, shape, dtype):
+            return np.zeros(shape, dtype=dtype)
+
+    got = sampler.sample(fk.position.numpy(), None if rot is None else rot.numpy(), K, ZeroNoise())
+    classes = model.slot_classes(K).expand(5, K) if model.num_classes else None
+    z = model.with_classes(torch.zeros(5, K, model.noise_dim), classes) if model.num_classes else torch.zeros(5, K, model.noise_dim)
+    want = model.sample(fk.position, rot, K, z=z).q.double()
+    diff = torch.from_numpy(got) - want
+    diff = torch.where(torch.as_tensor(chain.periodic), torch.remainder(diff + math.pi, 2 * math.pi) - math.pi, diff)
+    assert diff.abs().max() < 1e-4
+    assert _NumpySampler.build(new_model(chain, ModelConfig(method="cvae", latent_dim=2, members=1, hidden=(8,)))) is None
+    assert _NumpySampler.build(new_model(chain, ModelConfig(latent_dim=2, members=1, hidden=(8,), activation="gelu"))) is None

@@ -111,8 +111,11 @@ def run_service_benchmark(
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     env.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 101)))
     max_k = max(ks)
+    # a namespace of this run's own: a server left running from elsewhere in the same domain (same
+    # service name) would otherwise answer some of the requests and silently skew the figures
+    namespace = f"/cemssl_bench_{os.getpid()}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "cemssl_ik.ros.ik_service_node", "--ros-args", "--log-level", "warn", "-p", f"model:={model}", "-p", f"max_solutions:={max_k}"],
+        [sys.executable, "-m", "cemssl_ik.ros.ik_service_node", "--ros-args", "--log-level", "warn", "-r", f"__ns:={namespace}", "-p", f"model:={model}", "-p", f"max_solutions:={max_k}"],
         env=env,
     )
     rows = []
@@ -125,7 +128,7 @@ def run_service_benchmark(
                     t0 = time.perf_counter()
                     for c in range(n):
                         out = Path(tmp) / f"k{k}_n{n}_c{c}.json"
-                        cmd = [sys.executable, "-m", "cemssl_ik.evaluation.bench_service", "client", "--service", "/cemssl_ik/get_ik_solutions", "--k", str(k), "--requests", str(per), "--seed", str(1000 * c + k), "--out", str(out)]
+                        cmd = [sys.executable, "-m", "cemssl_ik.evaluation.bench_service", "client", "--service", f"{namespace}/cemssl_ik/get_ik_solutions", "--k", str(k), "--requests", str(per), "--seed", str(1000 * c + k), "--out", str(out)]
                         if position_only:
                             cmd.append("--position-only")
                         procs.append(subprocess.Popen(cmd, env=env))
