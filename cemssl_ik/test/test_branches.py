@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 from cemssl_ik.evaluation.precision import evaluate_precision
-from cemssl_ik.kinematics import load_robot, planar_arm
+from cemssl_ik.kinematics import artificial_chain, load_robot, planar_arm
 from cemssl_ik.kinematics.branches import branch_labeler
 from cemssl_ik.kinematics.ur_analytic import URAnalyticIK
 from cemssl_ik.learning import CEMSSLConfig, CEMSSLTrainer, UnsupervisedConfig, UnsupervisedTrainer
@@ -47,6 +47,12 @@ def test_sin_labels_and_bad_specs():
         new_model(planar_arm(3), ModelConfig(branches="sin:5", latent_dim=0, members=1, hidden=(8,)))
     with pytest.raises(ValueError, match="cemssl / emssl"):
         ModelConfig(method="cvae", branches="ur3")
+    # the UR classes need that UR model's joints: another 6-joint chain, or another UR size, is refused
+    with pytest.raises(ValueError, match="other kinematics"):
+        new_model(artificial_chain(6), ModelConfig(branches="ur3", latent_dim=0, members=1, hidden=(8,)))
+    with pytest.raises(ValueError, match="other kinematics"):
+        new_model(load_robot("ur3"), ModelConfig(branches="ur5", latent_dim=0, members=1, hidden=(8,)))
+    new_model(load_robot("ur3"), ModelConfig(branches="ur3", latent_dim=0, members=1, hidden=(8,)))
 
 
 def test_latent_layout_slot_classes_relabel_and_checkpoint(tmp_path):

@@ -24,7 +24,7 @@ import torch
 
 from .ur_analytic import UR_DH, ur_branch_ids
 
-__all__ = ["BranchLabeler", "branch_labeler"]
+__all__ = ["BranchLabeler", "branch_labeler", "check_chain"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,31 @@ class BranchLabeler:
             raise ValueError(f"branch labeler {self.spec!r} is for {self.dof}-joint arms, the chain has {dof}")
         if self._joints and max(self._joints) >= dof:
             raise ValueError(f"branch labeler {self.spec!r} names joint {max(self._joints)}, the chain has {dof} joints")
+
+
+def check_chain(labeler: BranchLabeler, chain) -> None:
+    """Raise ValueError when ``labeler`` does not fit ``chain``.
+
+    A UR labeler's classes and its one-solution-per-class claim hold for that UR model's joints:
+    the chain's tip pose must equal the DH model's (``base`` or ``base_link`` -> ``tool0``, any link
+    names) at random configurations.  Otherwise a solver would stop looking for solutions too early.
+    """
+    labeler.check(chain.dof)
+    if labeler.spec not in UR_DH:
+        return
+    from .ur_analytic import URAnalyticIK
+
+    q = chain.sample_configurations(8, torch.Generator().manual_seed(0))
+    fk = chain.forward(q)
+    T = URAnalyticIK(labeler.spec).forward(q)  # base <- tool0
+    flip = torch.tensor([-1.0, -1.0, 1.0], dtype=q.dtype)  # base_link = Rz(pi) base
+    for p, R in ((T[..., :3, 3], T[..., :3, :3]), (T[..., :3, 3] * flip, T[..., :3, :3] * flip[:, None])):
+        if torch.allclose(fk.position, p, atol=1e-6) and torch.allclose(fk.rotation, R, atol=1e-6):
+            return
+    raise ValueError(
+        f"branch labeler {labeler.spec!r} needs the {labeler.spec} joints from base / base_link to tool0; "
+        f"chain {chain.name!r} ({chain.base_link} -> {chain.tip_link}) has other kinematics"
+    )
 
 
 def branch_labeler(spec: str) -> BranchLabeler:

@@ -44,4 +44,9 @@ def new_model(chain, config: ModelConfig, positions=None) -> IKGenerator:
     encoder = TargetEncoder.fit(config.target, positions)
     lo, hi = chain.learning_limits()
     codec = JointCodec(lo, hi, chain.periodic, config.output)
-    return build_generator(config, encoder, codec)
+    model = build_generator(config, encoder, codec)
+    if model.branch_labeler is not None:
+        from ..kinematics.branches import check_chain
+
+        check_chain(model.branch_labeler, chain)
+    return model
