@@ -271,6 +271,8 @@ class _NumpySampler:
         self.pose = enc.kind == "pose"
         self.mean, self.scale = np.asarray(enc.mean, dtype=np.float32), np.float32(enc.scale)
         self.C, self.noise_dim, self.M = model.num_classes, model.noise_dim, model.num_members
+        self._slot_classes = model.slot_classes
+        self._onehots: dict[int, np.ndarray] = {}  # K -> (K, C) one-hot slot classes
         codec = model.codec
         bit = codec.biternion.numpy()
         self.lo, self.hi = codec.lower.numpy(), codec.upper.numpy()
@@ -296,8 +298,10 @@ class _NumpySampler:
             feats = np.concatenate([feats, rotation[:, :, 0].astype(np.float32), rotation[:, :, 1].astype(np.float32)], axis=-1)
         parts = [np.broadcast_to(feats[:, None], (b, K, feats.shape[-1]))]
         if self.C:
-            k = np.arange(K)
-            parts.append(np.broadcast_to(np.eye(self.C, dtype=np.float32)[(k + k // self.C) % self.C], (b, K, self.C)))
+            onehot = self._onehots.get(K)
+            if onehot is None:
+                onehot = self._onehots[K] = np.eye(self.C, dtype=np.float32)[self._slot_classes(K).cpu().numpy()]
+            parts.append(np.broadcast_to(onehot, (b, K, self.C)))
         if self.noise_dim:
             parts.append(rng.standard_normal((b, K, self.noise_dim), dtype=np.float32))
         x = np.concatenate(parts, axis=-1)

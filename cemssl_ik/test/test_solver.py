@@ -103,27 +103,38 @@ def test_fixed_shape_when_fewer_solutions_exist_and_bad_input(chain, solver):
         SolverOptions(num_solutions=0)
 
 
-def test_request_batcher_answers_concurrent_requests_correctly(chain, solver):
+def _in_threads(fn, n: int, timeout: float) -> list[BaseException]:
+    """Run fn(0) .. fn(n - 1) on n threads at once; the exceptions they raised."""
     import threading
 
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            fn(i)
+        except Exception as exc:  # pragma: no cover - reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    return errors
+
+
+def test_request_batcher_answers_concurrent_requests_correctly(chain, solver):
     from cemssl_ik.solver import RequestBatcher
 
     _, fk = _targets(chain, 24, 6)
     batcher = RequestBatcher(solver, max_batch=8)
-    results, errors = {}, []
+    results = {}
 
     def ask(i: int) -> None:
-        try:
-            rot = fk.rotation[i] if i % 2 == 0 else None  # poses and positions mixed: solved in separate groups
-            results[i] = batcher.solve_one(fk.position[i], rot, options=SolverOptions(num_solutions=2))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        rot = fk.rotation[i] if i % 2 == 0 else None  # poses and positions mixed: solved in separate groups
+        results[i] = batcher.solve_one(fk.position[i], rot, options=SolverOptions(num_solutions=2))
 
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(24)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    errors = _in_threads(ask, 24, timeout=120)
     batcher.close()
     assert not errors and len(results) == 24
     assert batcher.requests == 24 and batcher.batches < 24  # some requests shared a solve call
@@ -144,28 +155,19 @@ def test_request_batcher_answers_concurrent_requests_correctly(chain, solver):
 def test_request_batcher_threads_that_solve_for_each_other_never_strand_a_request(chain, solver):
     # flat combining: whichever caller holds the lock solves everybody's queued requests; many
     # short requests from many threads at once exercise the hand-over (a stranded request times out)
-    import threading
-
     from cemssl_ik.solver import RequestBatcher
 
     _, fk = _targets(chain, 16, 7)
     batcher = RequestBatcher(solver, max_batch=4)
-    answered, errors = [], []
+    answered = []
 
     def ask(t: int) -> None:
-        try:
-            for r in range(15):
-                i = (t + r) % 16
-                res = batcher.solve_one(fk.position[i], None, options=SolverOptions(num_solutions=1, max_rounds=1, rescue_rounds=0), timeout=60)
-                answered.append(bool(res.valid[0, 0]))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for r in range(15):
+            i = (t + r) % 16
+            res = batcher.solve_one(fk.position[i], None, options=SolverOptions(num_solutions=1, max_rounds=1, rescue_rounds=0), timeout=60)
+            answered.append(bool(res.valid[0, 0]))
 
-    threads = [threading.Thread(target=ask, args=(t,)) for t in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
+    errors = _in_threads(ask, 8, timeout=300)
     assert not errors and len(answered) == 120 and all(answered)
     assert batcher.requests == 120
 

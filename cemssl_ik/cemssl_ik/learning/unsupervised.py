@@ -115,11 +115,11 @@ class UnsupervisedTrainer(StepTrainer):
     def __init__(self, model: IKGenerator, chain: KinematicChain, config: UnsupervisedConfig) -> None:
         self.model, self.chain, self.config = model, chain, config
         obstacles = [SphereObstacle(tuple(o["center"]), float(o["radius"]), float(o.get("margin", 0.02))) for o in config.obstacles]
+        if model.num_classes:
+            raise ValueError("the FK loss cannot teach branch classes (any branch reaching the target scores the same): pretrain a branch model by regression (--pretrain-steps) instead")
         self.loss_fn = FKLoss(chain, config.rotation_weight, config.limit_weight, obstacles, config.obstacle_weight)
         self.params = list(model.generator_parameters())
         self.optimizer = torch.optim.Adam(self.params, lr=config.lr)
-        if model.num_classes:
-            raise ValueError("the FK loss cannot teach branch classes (any branch reaching the target scores the same): pretrain a branch model by regression (--pretrain-steps) instead")
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step_count = 0
         self._started: float | None = None
