@@ -193,21 +193,32 @@ def test_missing_model_reports_unavailable_then_hot_reload_fixes_it(checkpoint, 
         assert not trig.success and "cannot load model" in trig.message
         pub = client.node.create_publisher(String, "/reload_test_updates", 10)
         deadline = time.monotonic() + 20
+        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            client.executor.spin_once(timeout_sec=0.1)
+        # a burst of announcements (a learner saving often): loads are coalesced in the background,
+        # so requests keep being answered (Client.call fails after 30 s without an answer) while
+        # the node loads, and it does not load once per announcement
+        for _ in range(30):
+            pub.publish(String(data=str(checkpoint)))
+        deadline = time.monotonic() + 60
         code = None
         while time.monotonic() < deadline:
-            pub.publish(String(data=str(checkpoint)))
             res = client.call("multi", _request(GetIKSolutions, n=1)[0])
             code = res.error_code
             if code == GetIKSolutions.Response.SUCCESS:
                 break
-            client.executor.spin_once(timeout_sec=0.5)
+            assert code == GetIKSolutions.Response.MODEL_UNAVAILABLE, res.message
+            client.executor.spin_once(timeout_sec=0.2)
         assert code == GetIKSolutions.Response.SUCCESS
         trig = client.call("reload", Trigger.Request())
         assert trig.success and "loaded" in trig.message
     finally:
         client.close()
         log = server.close()
-        assert "Traceback" not in log, log
+    assert "Traceback" not in log, log
+    announced = log.count("model update announced")  # the subscription keeps the last 10 if it lags
+    loads = log.count(f"loaded {str(checkpoint)!r}") - 1  # minus the Trigger's reload
+    assert 10 <= announced <= 30 and 1 <= loads <= announced // 2, log
 
 
 def test_position_ik_request_conversion():

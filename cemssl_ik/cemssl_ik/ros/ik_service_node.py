@@ -91,6 +91,9 @@ def _make_node_class():
             self._R = GetIKSolutions.Response
             self._JointState = JointState
             self._state_lock = threading.Lock()
+            self._load_lock = threading.Lock()  # one model load at a time, so the last one wins
+            self._reload_wanted = False  # an announced update the reload thread has not yet taken
+            self._reloader_running = False
             self._solver: IKSolver | None = None
             self._batcher: RequestBatcher | None = None
             self._chain: KinematicChain | None = None
@@ -154,7 +157,38 @@ def _make_node_class():
             return MoveItErrorCodes
 
         def reload_model(self) -> tuple[bool, str]:
-            """(Re)load the ``model`` parameter; keeps serving the old model if the new one fails."""
+            """(Re)load the ``model`` parameter; keeps serving the old model if the new one fails.
+
+            Loads are serialized: one that starts after another has read its parameters installs
+            its model after it, so the model served is the one named last."""
+            with self._load_lock:
+                return self._load_model()
+
+        def request_reload(self) -> None:
+            """Reload in the background, coalescing bursts: announcements that arrive while a load
+            runs cause one more load (of the parameters as they are then), not one each.  A load
+            takes seconds (checkpoint, chain, solver warm-up); done in the executor, a burst of
+            announcements would occupy every executor thread and leave requests unanswered."""
+            with self._state_lock:
+                self._reload_wanted = True
+                if self._reloader_running:
+                    return
+                self._reloader_running = True
+            threading.Thread(target=self._reloader, name="cemssl_ik_reload", daemon=True).start()
+
+        def _reloader(self) -> None:
+            while True:
+                with self._state_lock:
+                    if not self._reload_wanted:
+                        self._reloader_running = False
+                        return
+                    self._reload_wanted = False
+                try:
+                    self.reload_model()
+                except Exception as exc:  # noqa: BLE001 - keep serving the old model; the thread must end cleanly
+                    self.get_logger().error(f"reload failed: {exc!r}")
+
+        def _load_model(self) -> tuple[bool, str]:
             name = self.get_parameter("model").value
             try:
                 urdf = self.get_parameter("robot_description").value
@@ -364,16 +398,14 @@ def _make_node_class():
                 return
             self.get_logger().info(f"robot_description received ({len(msg.data)} bytes): reloading the model against it")
             self.set_parameters([Parameter("robot_description", Parameter.Type.STRING, msg.data)])
-            ok, why = self.reload_model()
-            if not ok:
-                self.get_logger().error(f"the published robot_description does not fit the model: {why}")
+            self.request_reload()  # a failure is logged; the old model and URDF keep serving
 
         def _on_model_update(self, msg) -> None:
             from rclpy.parameter import Parameter
 
             self.get_logger().info(f"model update announced: {msg.data}")
             self.set_parameters([Parameter("model", Parameter.Type.STRING, msg.data)])
-            self.reload_model()
+            self.request_reload()
 
     return IKServiceNode
 
