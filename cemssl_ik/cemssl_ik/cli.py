@@ -323,9 +323,9 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 def _cmd_bench_service(args: argparse.Namespace) -> int:
     from .evaluation.bench_service import run_service_benchmark
 
-    rows = run_service_benchmark(args.model, tuple(args.k), tuple(args.clients), args.requests, args.position_only, progress=not args.json)
+    rows = run_service_benchmark(args.model, tuple(args.k), tuple(args.clients), args.requests, args.position_only, progress=not args.json, server_params=tuple(args.server_param))
     if args.json:
-        print(json.dumps({"model": args.model, "rows": rows}, indent=2))
+        print(json.dumps({"model": args.model, "server_params": args.server_param, "rows": rows}, indent=2))
     else:
         print(f"| K | clients | requests | failures | p50 [ms] | p99 [ms] | requests/s | solutions/request |  (model {args.model})")
         print("|---|---|---|---|---|---|---|---|")
@@ -509,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     bsv.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16], help="concurrent client processes")
     bsv.add_argument("--requests", type=int, default=1200, help="requests per (K, clients) cell (9 cells: 10,800 in all)")
     bsv.add_argument("--position-only", action="store_true")
+    bsv.add_argument("--server-param", action="append", default=[], metavar="NAME:=VALUE", help="extra ik_service_node parameter (repeatable), e.g. executor_threads:=32")
     bsv.add_argument("--json", action="store_true")
     bsv.set_defaults(func=_cmd_bench_service)
     brp = bench_sub.add_parser("report", help="every section of docs/RESULTS.md: papers' tables, diversity, peers side by side, plots")

@@ -32,7 +32,7 @@ from . import kernels
 from .kinematics.chain import KinematicChain
 from .kinematics.limits import nearest_periodic_copy
 from .kinematics.transforms import quaternion_to_matrix, rotation_angle
-from .kinematics.ur_analytic import ur_branch_ids
+from .kinematics.ur_analytic import ur_branch_ids_numpy
 from .models.generators import IKGenerator, MLPGenerator
 
 __all__ = ["SolverOptions", "IKResult", "IKSolver", "RequestBatcher", "refine", "pose_error"]
@@ -319,6 +319,35 @@ class _NumpySampler:
         return np.where(self.bit, np.arctan2(s, c), self.lo + (self.hi - self.lo) / (1.0 + np.exp(-c)))
 
 
+def _sample_again(found, prev_found, singletons, K: int, unique_classes: int, last_regular: bool):
+    """Which targets get another round (bool (B,), torch or numpy like the counts).
+
+    Sample again only targets short of K for which a solution seen just once suggests unseen
+    ones (Good-Turing: the chance that the next sample finds a new solution is about singletons /
+    samples).  A target whose every solution was hit several times has fewer distinct solutions
+    than asked (e.g. at most 8 for a 6-DoF UR pose); a position target has a continuum, so every
+    sample is new and it reaches K.  A round that still found new solutions, or none at all yet,
+    is followed by another one.  With ``unique_classes`` C > 0 (a branch model, at most one
+    solution per branch) the model asked every branch: one without a solution after that most
+    likely has none for this target, so continue only while rounds still find new ones.  After
+    the last regular round (``last_regular``), only targets without any solution go on (rescue).
+    """
+    if unique_classes:
+        more = (found < min(K, unique_classes)) & ((found > prev_found) | (found == 0))
+    else:
+        more = (found < K) & ((singletons > 0) | (found > prev_found) | (found == 0))
+    if last_regular:
+        more &= found == 0
+    return more
+
+
+def _as_array(x) -> np.ndarray:
+    """float64 numpy view (or copy) of a tensor / array-like."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
 class IKSolver:
     """Multi-solution IK for one chain from a trained inverse model (thread-safe).
 
@@ -376,6 +405,24 @@ class IKSolver:
     def _wrap(self, q: torch.Tensor) -> torch.Tensor:
         return torch.where(self._periodic, torch.remainder(q + math.pi, 2 * math.pi) - math.pi, q)
 
+    def _plan(self, opt: SolverOptions, pose: bool) -> tuple[bool, int, float, int, int]:
+        """Samples per target and round: (unique, S, random_fraction, uniform, from the model)."""
+        K, m = opt.num_solutions, self.model
+        C = m.num_classes
+        over = opt.position_oversample if (not pose and self.chain.dof > 3) else opt.oversample
+        # a branch model for a pose target of an arm with at most one solution per branch: once
+        # every branch has a solution there is no other, and no more than C can be asked for
+        unique = C > 0 and pose and m.config.target == "pose" and m.branch_labeler.unique_pose_solution
+        S = max(min(math.ceil(over * (min(K, C) if unique else K)), opt.max_samples), opt.min_samples)
+        rf = opt.random_fraction if opt.random_fraction is not None else (0.0 if C else 0.75)
+        n_rand = int(round(rf * S)) if opt.refine else 0
+        n_model = S - n_rand
+        if m.noise_dim == 0:
+            # a deterministic model has one answer per branch class and member: more are copies
+            n_model = min(n_model, max(C, 1) * m.num_members)
+            S = n_model + n_rand
+        return unique, S, rf, n_rand, n_model
+
     @torch.no_grad()
     def solve(
         self,
@@ -392,106 +439,90 @@ class IKSolver:
             seed: (dof,) or (B, dof) joint values: ranks solutions and picks 2*pi copies.
             options: solver options.
         """
-        opt = options or SolverOptions()
-        position = torch.as_tensor(position, dtype=torch.float64)
-        if position.ndim != 2 or position.shape[-1] != 3 or not torch.isfinite(position).all():
+        return self._solve(position, rotation, seed, options or SolverOptions())
+
+    def _draw(self, pos: np.ndarray, rot: np.ndarray | None, S: int, n_model: int, n_rand: int, round_: int, opt: SolverOptions) -> np.ndarray:
+        """One round's start samples (b, S, dof): ``n_model`` from the network, then ``n_rand`` uniform."""
+        b, dof, m = pos.shape[0], self.chain.dof, self.model
+        q = np.empty((b, S, dof))
+        # bf16 pays off from a few dozen samples; below that its conversions cost more than it
+        # saves, and for a handful of samples numpy beats torch's per-operation overhead
+        small = opt.refine and b * n_model < 32
+        kind_matches = (rot is not None) == (m.config.target == "pose")
+        with self._lock:
+            gen = None
+            if n_model and small and kind_matches and self._numpy_sampler is not None:
+                rng = np.random.default_rng(self._seed + round_) if m.noise_dim else None
+                q[:, :n_model] = self._numpy_sampler.sample(pos, rot, n_model, rng)
+            elif n_model:
+                model = self._refine_model if (opt.refine and not small) else m
+                gen = torch.Generator(device=m.device).manual_seed(self._seed + round_)
+                pos_t = torch.from_numpy(pos)
+                if m.config.target == "pose" and rot is None:
+                    # position request to a pose model: condition every sample on a random orientation
+                    cond_R = quaternion_to_matrix(torch.randn(b, n_model, 4, generator=gen, dtype=torch.float64))
+                else:
+                    cond_R = torch.from_numpy(rot) if m.config.target == "pose" else None
+                q[:, :n_model] = model.sample(pos_t, cond_R, n_model, generator=gen).q.double().cpu().numpy()
+            if n_rand:
+                gen = gen if gen is not None else torch.Generator(device=m.device).manual_seed(self._seed + round_)
+                q[:, n_model:] = self.chain.sample_configurations(b * n_rand, gen, dtype=torch.float64).numpy().reshape(b, n_rand, dof)
+        return q
+
+    def _solve(self, position, rotation, seed, opt: SolverOptions) -> IKResult:
+        # The bookkeeping is numpy: a single request's many small steps cost several times more as
+        # torch operations.  The per-sample work runs in the compiled kernels or as batched torch.
+        position = _as_array(position)
+        if position.ndim != 2 or position.shape[-1] != 3 or not np.isfinite(position).all():
             raise ValueError(f"position must be a finite (B, 3) tensor, got shape {tuple(position.shape)}")
         B, K, dof = position.shape[0], opt.num_solutions, self.chain.dof
         if rotation is not None:
-            rotation = torch.as_tensor(rotation, dtype=torch.float64)
-            if rotation.shape != (B, 3, 3) or not torch.isfinite(rotation).all():
+            rotation = _as_array(rotation)
+            if rotation.shape != (B, 3, 3) or not np.isfinite(rotation).all():
                 raise ValueError(f"rotation must be a finite (B, 3, 3) tensor, got {tuple(rotation.shape)}")
         if seed is not None:
-            seed = torch.as_tensor(seed, dtype=torch.float64).expand(B, dof)
-            if not torch.isfinite(seed).all():
+            seed = np.broadcast_to(_as_array(seed), (B, dof)).copy()
+            if not np.isfinite(seed).all():
                 raise ValueError("seed must be finite")
-        ref = seed if seed is not None else torch.zeros(B, dof, dtype=torch.float64)
+        ref = seed if seed is not None else np.zeros((B, dof))
+        periodic = self.chain.periodic
         timings = {"sample": 0.0, "refine": 0.0, "select": 0.0}
         pools_q, pools_pe, pools_oe, pools_ok = [], [], [], []
-        over = opt.position_oversample if (rotation is None and dof > 3) else opt.oversample
         m = self.model
+        unique, S, rf, n_rand, n_model = self._plan(opt, rotation is not None)
         C = m.num_classes
-        # a branch model for a pose target of an arm with at most one solution per branch: once
-        # every branch has a solution there is no other, and no more than C can be asked for
-        unique = C > 0 and rotation is not None and m.config.target == "pose" and m.branch_labeler.unique_pose_solution
-        S = max(min(math.ceil(over * (min(K, C) if unique else K)), opt.max_samples), opt.min_samples)
-        rf = opt.random_fraction if opt.random_fraction is not None else (0.0 if C else 0.75)
-        n_rand = int(round(rf * S)) if opt.refine else 0
-        n_model = S - n_rand
-        if m.noise_dim == 0:
-            # a deterministic model has one answer per branch class and member: more are copies
-            n_model = min(n_model, max(C, 1) * m.num_members)
-            S = n_model + n_rand
-        todo = torch.arange(B)  # targets that are sampled this round
-        found = torch.zeros(B, dtype=torch.long)
+        todo = None  # None: every target (the first round); else the indices sampled this round
+        found = np.zeros(B, dtype=np.int64)
         for round_ in range(opt.max_rounds + (opt.rescue_rounds if opt.refine else 0)):
             t0 = time.perf_counter()
             rescue = round_ >= opt.max_rounds
             if rescue and round_ == opt.max_rounds:
                 S, n_rand, n_model = 2 * S, 2 * n_rand, 2 * n_model
             if round_ == 1 and opt.refine and (rf > 0 or m.noise_dim == 0):
-                # Later rounds look for solutions the first one missed: mostly those the model does
-                # not propose (mode collapse), so they draw uniform samples only, which also spares
-                # the network's inference (the largest cost of a small request).
-                n_rand, n_model = n_rand + n_model, 0
-            b = todo.numel()
-            pos_t = position[todo]
-            rot_t = rotation[todo] if rotation is not None else None
-            q = torch.empty(b, S, dof, dtype=torch.float64)
-            # bf16 pays off from a few dozen samples; below that its conversions cost more than it
-            # saves, and for a handful of samples numpy beats torch's per-operation overhead
-            small = opt.refine and b * n_model < 32
-            model = self._refine_model if (opt.refine and not small) else self.model
-            kind_matches = (rot_t is not None) == (self.model.config.target == "pose")
-            with self._lock:
-                gen = torch.Generator(device=self.model.device).manual_seed(self._seed + round_)
-                if n_model and small and kind_matches and self._numpy_sampler is not None:
-                    rng = np.random.default_rng(self._seed + round_) if m.noise_dim else None
-                    q[:, :n_model] = torch.from_numpy(self._numpy_sampler.sample(pos_t.numpy(), None if rot_t is None else rot_t.numpy(), n_model, rng))
-                elif n_model:
-                    if self.model.config.target == "pose" and rot_t is None:
-                        # position request to a pose model: condition every sample on a random orientation
-                        rand_R = quaternion_to_matrix(torch.randn(b, n_model, 4, generator=gen, dtype=torch.float64))
-                        q[:, :n_model] = model.sample(pos_t, rand_R, n_model, generator=gen).q.double().cpu()
-                    else:
-                        cond_R = rot_t if self.model.config.target == "pose" else None
-                        q[:, :n_model] = model.sample(pos_t, cond_R, n_model, generator=gen).q.double().cpu()
-                if n_rand:
-                    q[:, n_model:] = self.chain.sample_configurations(b * n_rand, gen, dtype=torch.float64).reshape(b, n_rand, dof)
+                n_rand, n_model = n_rand + n_model, 0  # later rounds: uniform samples only (see solve)
+            pos_t = position if todo is None else position[todo]
+            rot_t = None if rotation is None else (rotation if todo is None else rotation[todo])
+            b = pos_t.shape[0]
+            q = self._draw(pos_t, rot_t, S, n_model, n_rand, round_, opt)
             t1 = time.perf_counter()
-            flat_q = q.reshape(b * S, dof)
-            flat_p = pos_t[:, None].expand(b, S, 3).reshape(b * S, 3)
-            flat_R = rot_t[:, None].expand(b, S, 3, 3).reshape(b * S, 3, 3) if rot_t is not None else None
-            flat_ref = ref[todo][:, None].expand(b, S, dof).reshape(b * S, dof)
+            kopts = (
+                opt.refine_iterations, -1 if rescue else opt.give_up_after, opt.damping, opt.initial_damping, 1e-13, 1e-3,
+                opt.max_step, opt.position_tolerance, opt.orientation_tolerance, 1.0 if opt.refine else 0.0,
+            )
+            ref_t = ref if todo is None else ref[todo]
+            flat = (q.reshape(b * S, dof), np.repeat(pos_t, S, axis=0), None if rot_t is None else np.repeat(rot_t, S, axis=0), np.repeat(ref_t, S, axis=0))
             if self.backend == "kernel":
-                kopts = (
-                    opt.refine_iterations, -1 if rescue else opt.give_up_after, opt.damping, opt.initial_damping, 1e-13, 1e-3,
-                    opt.max_step, opt.position_tolerance, opt.orientation_tolerance, 1.0 if opt.refine else 0.0,
-                )
-                kq, kpe, koe, kok = kernels.refine_check(
-                    self._consts, flat_q.numpy(), flat_p.numpy(), None if flat_R is None else flat_R.numpy(), flat_ref.numpy(), kopts
-                )
-                flat_q, pe, oe, ok = torch.from_numpy(kq), torch.from_numpy(kpe), torch.from_numpy(koe), torch.from_numpy(kok)
-                t2 = time.perf_counter()
+                kq, kpe, koe, kok = kernels.refine_check(self._consts, *flat, kopts)
             else:
-                if opt.refine:
-                    flat_q = refine(
-                        self.chain, flat_q, flat_p, flat_R, opt.refine_iterations, opt.damping,
-                        give_up_after=None if rescue else opt.give_up_after, initial_damping=opt.initial_damping, max_step=opt.max_step,
-                    )
-                t2 = time.perf_counter()
-                flat_q, within = nearest_periodic_copy(flat_q, flat_ref, self.chain.lower, self.chain.upper, self.chain.periodic)
-                pe, oe = pose_error(self.chain, flat_q, flat_p, flat_R)
-                ok = within & torch.isfinite(flat_q).all(-1) & (pe <= opt.position_tolerance) & (oe <= opt.orientation_tolerance)
-            # scatter this round's samples of the sampled targets into (B, S) pool slabs
-            if b == B:  # every target sampled (always in the first round): the results are the slab
-                slab_q, slab_pe, slab_oe, slab_ok = flat_q.reshape(B, S, dof), pe.reshape(B, S), oe.reshape(B, S), ok.reshape(B, S)
+                kq, kpe, koe, kok = self._torch_refine_check(*flat, opt, rescue)
+            t2 = time.perf_counter()
+            if todo is None:  # every target sampled: the results are the slab
+                slab_q, slab_pe, slab_oe, slab_ok = kq.reshape(B, S, dof), kpe.reshape(B, S), koe.reshape(B, S), kok.reshape(B, S)
             else:
-                slab_q = torch.full((B, S, dof), math.nan, dtype=torch.float64)
-                slab_pe = torch.full((B, S), math.inf, dtype=torch.float64)
-                slab_oe = torch.full((B, S), math.inf, dtype=torch.float64)
-                slab_ok = torch.zeros(B, S, dtype=torch.bool)
-                slab_q[todo], slab_pe[todo], slab_oe[todo], slab_ok[todo] = flat_q.reshape(b, S, dof), pe.reshape(b, S), oe.reshape(b, S), ok.reshape(b, S)
+                slab_q = np.full((B, S, dof), np.nan)
+                slab_pe, slab_oe = np.full((B, S), np.inf), np.full((B, S), np.inf)
+                slab_ok = np.zeros((B, S), dtype=np.bool_)
+                slab_q[todo], slab_pe[todo], slab_oe[todo], slab_ok[todo] = kq.reshape(b, S, dof), kpe.reshape(b, S), koe.reshape(b, S), kok.reshape(b, S)
             pools_q.append(slab_q)
             pools_pe.append(slab_pe)
             pools_oe.append(slab_oe)
@@ -499,50 +530,48 @@ class IKSolver:
             if len(pools_q) == 1:
                 pool_q, pool_pe, pool_ok = slab_q, slab_pe, slab_ok
             else:
-                pool_q, pool_pe, pool_ok = torch.cat(pools_q, 1), torch.cat(pools_pe, 1), torch.cat(pools_ok, 1)
+                pool_q, pool_pe, pool_ok = np.concatenate(pools_q, 1), np.concatenate(pools_pe, 1), np.concatenate(pools_ok, 1)
             if self.backend == "kernel":
-                k_rep, k_single = kernels.distinct_representatives(pool_q.numpy(), pool_pe.numpy(), pool_ok.numpy(), self.chain.periodic, opt.distinct_tolerance)
-                keep, singletons = torch.from_numpy(k_rep), torch.from_numpy(k_single)
+                keep, singletons = kernels.distinct_representatives(pool_q, pool_pe, pool_ok, periodic, opt.distinct_tolerance)
             else:
-                keep, singletons = self._cell_representatives(pool_q, pool_pe, pool_ok, opt.distinct_tolerance)
+                keep, singletons = (x.numpy() for x in self._cell_representatives(*map(torch.from_numpy, (pool_q, pool_pe, pool_ok)), opt.distinct_tolerance))
             timings["sample"] += t1 - t0
             timings["refine"] += t2 - t1
             timings["select"] += time.perf_counter() - t2
             prev_found, found = found, keep.sum(1)
-            # Sample again only targets short of K for which a solution seen just once suggests
-            # unseen ones (Good-Turing: the chance that the next sample finds a new solution is
-            # about singletons / samples).  A target whose every solution was hit several times
-            # has fewer distinct solutions than asked (e.g. at most 8 for a 6-DoF UR pose); a
-            # position target has a continuum, so every sample is new and it reaches K.  A round
-            # that still found new solutions, or none at all yet, is followed by another one.
-            if unique:
-                # the model asked every branch: a branch without a solution after that most likely
-                # has none for this target, so continue only while rounds still find new ones
-                more = (found < min(K, C)) & ((found > prev_found) | (found == 0))
-            else:
-                more = (found < K) & ((singletons > 0) | (found > prev_found) | (found == 0))
-            if round_ + 1 >= opt.max_rounds:
-                more &= found == 0  # rescue rounds: only targets without any solution
-            todo = torch.nonzero(more).flatten()
-            if todo.numel() == 0:
+            todo = np.flatnonzero(_sample_again(found, prev_found, singletons, K, C if unique else 0, round_ + 1 >= opt.max_rounds))
+            if todo.size == 0:
                 break
-        pool_oe = pools_oe[0] if len(pools_oe) == 1 else torch.cat(pools_oe, 1)  # pool_q / pool_pe: the last round's
+        pool_oe = pools_oe[0] if len(pools_oe) == 1 else np.concatenate(pools_oe, 1)
         t3 = time.perf_counter()
         if self.backend == "kernel":
-            k_idx, k_ok = kernels.select(pool_q.numpy(), keep.numpy(), None if seed is None else seed.numpy(), self.chain.periodic, K)
-            idx, sel_ok = torch.from_numpy(k_idx), torch.from_numpy(k_ok)
+            idx, sel_ok = kernels.select(pool_q, keep, seed, periodic, K)
         else:
-            idx, sel_ok = self._select(pool_q, keep, seed, K, opt.distinct_tolerance)
-        sol = torch.gather(pool_q, 1, idx[..., None].expand(B, K, dof))
-        pe = torch.gather(pool_pe, 1, idx)
-        oe = torch.gather(pool_oe, 1, idx)
-        nan = torch.full_like(pe, math.nan)
-        sol = torch.where(sel_ok[..., None], sol, torch.full_like(sol, math.nan))
-        branch = torch.full((B, K), -1, dtype=torch.long)
+            idx, sel_ok = (x.numpy() for x in self._select(torch.from_numpy(pool_q), torch.from_numpy(keep), None if seed is None else torch.from_numpy(seed), K, opt.distinct_tolerance))
+        sol = np.take_along_axis(pool_q, idx[..., None], 1)
+        sol[~sel_ok] = np.nan
+        pe = np.where(sel_ok, np.take_along_axis(pool_pe, idx, 1), np.nan)
+        oe = np.where(sel_ok, np.take_along_axis(pool_oe, idx, 1), np.nan)
+        branch = np.full((B, K), -1, dtype=np.int64)
         if self._is_ur and sel_ok.any():
-            branch[sel_ok] = ur_branch_ids(sol[sel_ok])
+            branch[sel_ok] = ur_branch_ids_numpy(sol[sel_ok])
         timings["select"] += time.perf_counter() - t3
-        return IKResult(sol, sel_ok, torch.where(sel_ok, pe, nan), torch.where(sel_ok, oe, nan), branch, sel_ok.sum(1), timings)
+        t = torch.from_numpy
+        return IKResult(t(sol), t(sel_ok), t(pe), t(oe), t(branch), t(sel_ok.sum(1)), timings)
+
+    def _torch_refine_check(self, q, position, rotation, reference, opt: SolverOptions, rescue: bool) -> tuple[np.ndarray, ...]:
+        """The torch backend's :func:`kernels.refine_check`: refine (optional), wrap, check."""
+        t = torch.from_numpy
+        flat_q, flat_p, flat_R = t(q), t(position), None if rotation is None else t(rotation)
+        if opt.refine:
+            flat_q = refine(
+                self.chain, flat_q, flat_p, flat_R, opt.refine_iterations, opt.damping,
+                give_up_after=None if rescue else opt.give_up_after, initial_damping=opt.initial_damping, max_step=opt.max_step,
+            )
+        flat_q, within = nearest_periodic_copy(flat_q, t(reference), self.chain.lower, self.chain.upper, self.chain.periodic)
+        pe, oe = pose_error(self.chain, flat_q, flat_p, flat_R)
+        ok = within & torch.isfinite(flat_q).all(-1) & (pe <= opt.position_tolerance) & (oe <= opt.orientation_tolerance)
+        return flat_q.numpy(), pe.numpy(), oe.numpy(), ok.numpy()
 
     def _cell_representatives(self, q: torch.Tensor, err: torch.Tensor, ok: torch.Tensor, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
         """The lowest-error valid sample of each occupied joint-space grid cell of size ``tol``.

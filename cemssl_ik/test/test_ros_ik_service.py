@@ -176,6 +176,29 @@ def test_concurrent_requests_are_all_answered(service):
 
 
 @requires_ros
+def test_concurrent_requests_are_batched_with_several_executor_threads(checkpoint):
+    from cemssl_ik_interfaces.srv import GetIKSolutions
+
+    server = NodeProcess("cemssl_ik.ros.ik_service_node", "-r", "__node:=ik_mt_test", "-p", f"model:={checkpoint}", "-p", "executor_threads:=4")
+    client = Client({"multi": (GetIKSolutions, "/ik_mt_test/get_ik_solutions")})
+    try:
+        assert client.wait("multi"), server.close()
+        qs = [UR3.sample_configurations(1, torch.Generator().manual_seed(100 + i))[0].tolist() for i in range(16)]
+        results = client.call_many("multi", [_request(GetIKSolutions, q=q, n=3)[0] for q in qs])
+        for q, r in zip(qs, results):
+            assert r.error_code == GetIKSolutions.Response.SUCCESS, r.message
+            target = UR3.forward(torch.tensor(q, dtype=torch.float64))
+            for js in r.solutions:
+                reached = UR3.forward(torch.tensor(js.position, dtype=torch.float64))
+                assert (reached.position - target.position).norm() <= 1e-6
+                assert (reached.rotation - target.rotation).abs().max() <= 1e-4
+    finally:
+        client.close()
+        log = server.close()
+    assert "Traceback" not in log, log
+
+
+@requires_ros
 def test_missing_model_reports_unavailable_then_hot_reload_fixes_it(checkpoint, tmp_path):
     from std_msgs.msg import String
     from std_srvs.srv import Trigger
@@ -337,12 +360,15 @@ def test_parameters_are_validated_at_start_up_and_on_change(checkpoint):
             IKServiceNode(parameter_overrides=[Parameter("model", value=str(checkpoint)), Parameter("random_fraction", value=2.0)])
         with pytest.raises(ValueError, match="oversample"):
             IKServiceNode(parameter_overrides=[Parameter("model", value=str(checkpoint)), Parameter("oversample", value=0)])
+        with pytest.raises(ValueError, match="executor_threads"):
+            IKServiceNode(parameter_overrides=[Parameter("model", value=str(checkpoint)), Parameter("executor_threads", value=0)])
         node = IKServiceNode(parameter_overrides=[Parameter("model", value=str(checkpoint)), Parameter("random_fraction", value=0.5)])
         try:
             assert node._random_fraction() == 0.5
             assert not node.set_parameters([Parameter("random_fraction", value=-0.5)])[0].successful
             assert node.set_parameters([Parameter("random_fraction", value=-1.0)])[0].successful
             assert node._random_fraction() is None  # the solver's default
+            assert not node.set_parameters([Parameter("executor_threads", value=4)])[0].successful  # read-only
         finally:
             node.destroy_node()
     finally:

@@ -101,6 +101,7 @@ def run_service_benchmark(
     requests_per_cell: int = 1000,
     position_only: bool = False,
     progress: bool = True,
+    server_params: tuple[str, ...] = (),
 ) -> list[dict]:
     """Latency / throughput per (K, clients) cell; see module docstring."""
     import random
@@ -115,7 +116,7 @@ def run_service_benchmark(
     # service name) would otherwise answer some of the requests and silently skew the figures
     namespace = f"/cemssl_bench_{os.getpid()}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "cemssl_ik.ros.ik_service_node", "--ros-args", "--log-level", "warn", "-r", f"__ns:={namespace}", "-p", f"model:={model}", "-p", f"max_solutions:={max_k}"],
+        [sys.executable, "-m", "cemssl_ik.ros.ik_service_node", "--ros-args", "--log-level", "warn", "-r", f"__ns:={namespace}", "-p", f"model:={model}", "-p", f"max_solutions:={max_k}", *(a for p in server_params for a in ("-p", p))],
         env=env,
     )
     rows = []

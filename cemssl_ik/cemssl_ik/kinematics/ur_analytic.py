@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["URDHParameters", "URAnalyticIK", "URIKResult", "UR_DH", "ur_branch_ids"]
+__all__ = ["URDHParameters", "URAnalyticIK", "URIKResult", "UR_DH", "ur_branch_ids", "ur_branch_ids_numpy"]
 
 
 @dataclass(frozen=True)
@@ -213,12 +213,17 @@ def ur_branch_ids(q: torch.Tensor, dh: URDHParameters | str = "ur3") -> torch.Te
     bit 0: shoulder (+acos branch of the pan solution), bit 1: elbow (sin(elbow) >= 0),
     bit 2: wrist (sin(wrist_2) >= 0).  Any 2*pi copy of a solution has the same class.
     """
+    ids = ur_branch_ids_numpy(q.detach().cpu().double().numpy(), dh)
+    return torch.from_numpy(ids).to(q.device)
+
+
+def ur_branch_ids_numpy(q: np.ndarray, dh: URDHParameters | str = "ur3") -> np.ndarray:
+    """:func:`ur_branch_ids` on a float64 numpy array (*batch, 6) -> int64 (*batch,)."""
     if isinstance(dh, str):
         dh = UR_DH[dh]
-    # numpy, all five DH frames filled at once: the solver calls this for a handful of solutions
-    # per request, where per-operation overhead dominates; the wrist centre needs only the first
-    # five frames
-    qn = q.detach().cpu().double().numpy().reshape(-1, 6)
+    # all five DH frames filled at once: the solver calls this for a handful of solutions per
+    # request, where per-operation overhead dominates; the wrist centre needs only the first five
+    qn = np.asarray(q, dtype=np.float64).reshape(-1, 6)
     a = np.array((0.0, dh.a2, dh.a3, 0.0, 0.0))
     d = np.array((dh.d1, 0.0, 0.0, dh.d4, dh.d5))
     alpha = np.array(_ALPHA[:5])
@@ -234,4 +239,4 @@ def ur_branch_ids(q: torch.Tensor, dh: URDHParameters | str = "ur3") -> torch.Te
     elbow = st[:, 2] >= 0
     wrist = st[:, 4] >= 0
     ids = shoulder.astype(np.int64) + 2 * elbow + 4 * wrist
-    return torch.from_numpy(ids).reshape(q.shape[:-1]).to(q.device)
+    return ids.reshape(np.shape(q)[:-1])

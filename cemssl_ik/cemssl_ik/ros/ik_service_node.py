@@ -57,14 +57,13 @@ PARAMETERS = {
     "oversample": (4, "samples drawn per requested solution and round (models without branch classes)"),
     "random_fraction": (-1.0, "share of uniform joint samples in a first sampling round, 0..1 (more coverage, less speed); -1 = the solver's default: 0.75, or 0 for models with branch classes"),
     "max_batch": (64, "concurrent requests solved together in one batched solver call, at most"),
+    "executor_threads": (1, "1: one executor thread, requests answered one after another (lowest latency per request); N > 1: N threads, concurrent requests wait for each other and are solved in batched calls (for many cores and many clients)"),
     "model_update_topic": ("/cemssl_learner/model_updates", "std_msgs/String checkpoint paths that trigger a reload ('' disables)"),
 }
 
 
 #: requests a service keeps queued (DDS history depth) while every executor thread is busy
 SERVICE_QUEUE_DEPTH = 1000
-#: executor threads: each waits for its request's batch, so this bounds the requests batched together
-EXECUTOR_THREADS = 32
 
 
 def _make_node_class():
@@ -82,7 +81,8 @@ def _make_node_class():
         def __init__(self, **kwargs) -> None:
             super().__init__("cemssl_ik", **kwargs)
             for name, (default, description) in PARAMETERS.items():
-                self.declare_parameter(name, default, ParameterDescriptor(description=description))
+                # the executor is built once, at start-up: changing its size later would do nothing
+                self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=name == "executor_threads"))
             self.add_on_set_parameters_callback(self._validate_parameters)
             # the callback guards later changes; values given at start-up are checked here
             check = self._validate_parameters([self.get_parameter(name) for name in PARAMETERS])
@@ -125,7 +125,7 @@ def _make_node_class():
         def _validate_parameters(self, params) -> SetParametersResult:
             for p in params:
                 v = p.value
-                if p.name in ("max_solutions", "oversample", "max_batch") and not (isinstance(v, int) and v >= 1):
+                if p.name in ("max_solutions", "oversample", "max_batch", "executor_threads") and not (isinstance(v, int) and v >= 1):
                     return SetParametersResult(successful=False, reason=f"{p.name} must be an integer >= 1")
                 if p.name in ("position_tolerance", "orientation_tolerance", "distinct_tolerance") and not (isinstance(v, float) and v > 0 and math.isfinite(v)):
                     return SetParametersResult(successful=False, reason=f"{p.name} must be a positive finite float")
@@ -419,7 +419,7 @@ def __getattr__(name: str):
 def main(args=None) -> int:
     from .runtime import run_node
 
-    return run_node(lambda: _make_node_class()(), "ik_service_node", args, threads=EXECUTOR_THREADS)
+    return run_node(lambda: _make_node_class()(), "ik_service_node", args, threads=lambda node: int(node.get_parameter("executor_threads").value))
 
 
 if __name__ == "__main__":
