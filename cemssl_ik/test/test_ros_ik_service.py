@@ -373,3 +373,17 @@ def test_parameters_are_validated_at_start_up_and_on_change(checkpoint):
             node.destroy_node()
     finally:
         rclpy.try_shutdown()
+
+
+def test_config_file_lists_every_parameter_with_its_default():
+    """config/ik_service.yaml (what the launch file loads) matches the node's declared parameters."""
+    from pathlib import Path
+
+    import yaml
+    from cemssl_ik.ros.ik_service_node import PARAMETERS
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "ik_service.yaml").read_text())
+    params = cfg["cemssl_ik"]["ros__parameters"]
+    assert set(params) == set(PARAMETERS)
+    for name, value in params.items():
+        assert value == PARAMETERS[name][0], name
