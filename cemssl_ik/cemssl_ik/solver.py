@@ -282,10 +282,17 @@ class _NumpySampler:
             i += 2 if bit[j] else 1
         self.cols, self.bit = np.asarray(cols), bit
 
+    #: networks with more weights than this run in torch: their matrix products are no longer
+    #: overhead-bound, and numpy's BLAS threads would compete with the kernels' for the cores
+    MAX_PARAMETERS = 1_000_000
+
     @classmethod
     def build(cls, model: IKGenerator) -> "_NumpySampler | None":
-        """A sampler for ``model``, or None where it has no numpy twin (other classes, GELU, GPU)."""
+        """A sampler for ``model``, or None where it has no numpy twin (other classes, GELU, GPU)
+        or is too large to gain from one."""
         if type(model) is not MLPGenerator or model.config.activation not in cls.ACTIVATIONS or model.device.type != "cpu":
+            return None
+        if sum(p.numel() for p in model.parameters()) > cls.MAX_PARAMETERS:
             return None
         return cls(model)
 

@@ -213,3 +213,5 @@ def test_numpy_sampler_matches_the_torch_model(chain, cfg):
     assert diff.abs().max() < 1e-4
     assert _NumpySampler.build(new_model(chain, ModelConfig(method="cvae", latent_dim=2, members=1, hidden=(8,)))) is None
     assert _NumpySampler.build(new_model(chain, ModelConfig(latent_dim=2, members=1, hidden=(8,), activation="gelu"))) is None
+    big = new_model(chain, ModelConfig(latent_dim=2, members=2, hidden=(1024, 512)))  # > MAX_PARAMETERS: torch
+    assert _NumpySampler.build(big) is None
