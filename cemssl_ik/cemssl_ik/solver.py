@@ -327,7 +327,7 @@ class _NumpySampler:
 
 
 def _sample_again(found, prev_found, singletons, K: int, unique_classes: int, last_regular: bool):
-    """Which targets get another round (bool (B,), torch or numpy like the counts).
+    """Which targets get another round: bool (B,) from the (B,) counts.
 
     Sample again only targets short of K for which a solution seen just once suggests unseen
     ones (Good-Turing: the chance that the next sample finds a new solution is about singletons /
@@ -441,44 +441,14 @@ class IKSolver:
         """Solve B targets.
 
         Args:
-            position: (B, 3) metres in the chain base frame.
+            position: (B, 3) metres in the chain base frame (tensor or array).
             rotation: (B, 3, 3) for pose targets; None for position targets.
             seed: (dof,) or (B, dof) joint values: ranks solutions and picks 2*pi copies.
             options: solver options.
         """
-        return self._solve(position, rotation, seed, options or SolverOptions())
-
-    def _draw(self, pos: np.ndarray, rot: np.ndarray | None, S: int, n_model: int, n_rand: int, round_: int, opt: SolverOptions) -> np.ndarray:
-        """One round's start samples (b, S, dof): ``n_model`` from the network, then ``n_rand`` uniform."""
-        b, dof, m = pos.shape[0], self.chain.dof, self.model
-        q = np.empty((b, S, dof))
-        # bf16 pays off from a few dozen samples; below that its conversions cost more than it
-        # saves, and for a handful of samples numpy beats torch's per-operation overhead
-        small = opt.refine and b * n_model < 32
-        kind_matches = (rot is not None) == (m.config.target == "pose")
-        with self._lock:
-            gen = None
-            if n_model and small and kind_matches and self._numpy_sampler is not None:
-                rng = np.random.default_rng(self._seed + round_) if m.noise_dim else None
-                q[:, :n_model] = self._numpy_sampler.sample(pos, rot, n_model, rng)
-            elif n_model:
-                model = self._refine_model if (opt.refine and not small) else m
-                gen = torch.Generator(device=m.device).manual_seed(self._seed + round_)
-                pos_t = torch.from_numpy(pos)
-                if m.config.target == "pose" and rot is None:
-                    # position request to a pose model: condition every sample on a random orientation
-                    cond_R = quaternion_to_matrix(torch.randn(b, n_model, 4, generator=gen, dtype=torch.float64))
-                else:
-                    cond_R = torch.from_numpy(rot) if m.config.target == "pose" else None
-                q[:, :n_model] = model.sample(pos_t, cond_R, n_model, generator=gen).q.double().cpu().numpy()
-            if n_rand:
-                gen = gen if gen is not None else torch.Generator(device=m.device).manual_seed(self._seed + round_)
-                q[:, n_model:] = self.chain.sample_configurations(b * n_rand, gen, dtype=torch.float64).numpy().reshape(b, n_rand, dof)
-        return q
-
-    def _solve(self, position, rotation, seed, opt: SolverOptions) -> IKResult:
         # The bookkeeping is numpy: a single request's many small steps cost several times more as
         # torch operations.  The per-sample work runs in the compiled kernels or as batched torch.
+        opt = options or SolverOptions()
         position = _as_array(position)
         if position.ndim != 2 or position.shape[-1] != 3 or not np.isfinite(position).all():
             raise ValueError(f"position must be a finite (B, 3) tensor, got shape {tuple(position.shape)}")
@@ -506,7 +476,10 @@ class IKSolver:
             if rescue and round_ == opt.max_rounds:
                 S, n_rand, n_model = 2 * S, 2 * n_rand, 2 * n_model
             if round_ == 1 and opt.refine and (rf > 0 or m.noise_dim == 0):
-                n_rand, n_model = n_rand + n_model, 0  # later rounds: uniform samples only (see solve)
+                # Later rounds look for solutions the first one missed: mostly those the model does
+                # not propose (mode collapse, or a branch model's wrong guess), so they draw uniform
+                # samples only, which also spares the network's inference.
+                n_rand, n_model = n_rand + n_model, 0
             pos_t = position if todo is None else position[todo]
             rot_t = None if rotation is None else (rotation if todo is None else rotation[todo])
             b = pos_t.shape[0]
@@ -565,6 +538,34 @@ class IKSolver:
         timings["select"] += time.perf_counter() - t3
         t = torch.from_numpy
         return IKResult(t(sol), t(sel_ok), t(pe), t(oe), t(branch), t(sel_ok.sum(1)), timings)
+
+    def _draw(self, pos: np.ndarray, rot: np.ndarray | None, S: int, n_model: int, n_rand: int, round_: int, opt: SolverOptions) -> np.ndarray:
+        """One round's start samples (b, S, dof): ``n_model`` from the network, then ``n_rand`` uniform."""
+        b, dof, m = pos.shape[0], self.chain.dof, self.model
+        q = np.empty((b, S, dof))
+        # bf16 pays off from a few dozen samples; below that its conversions cost more than it
+        # saves, and for a handful of samples numpy beats torch's per-operation overhead
+        small = opt.refine and b * n_model < 32
+        kind_matches = (rot is not None) == (m.config.target == "pose")
+        with self._lock:
+            gen = None
+            if n_model and small and kind_matches and self._numpy_sampler is not None:
+                rng = np.random.default_rng(self._seed + round_) if m.noise_dim else None
+                q[:, :n_model] = self._numpy_sampler.sample(pos, rot, n_model, rng)
+            elif n_model:
+                model = self._refine_model if (opt.refine and not small) else m
+                gen = torch.Generator(device=m.device).manual_seed(self._seed + round_)
+                pos_t = torch.from_numpy(pos)
+                if m.config.target == "pose" and rot is None:
+                    # position request to a pose model: condition every sample on a random orientation
+                    cond_R = quaternion_to_matrix(torch.randn(b, n_model, 4, generator=gen, dtype=torch.float64))
+                else:
+                    cond_R = torch.from_numpy(rot) if m.config.target == "pose" else None
+                q[:, :n_model] = model.sample(pos_t, cond_R, n_model, generator=gen).q.double().cpu().numpy()
+            if n_rand:
+                gen = gen if gen is not None else torch.Generator(device=m.device).manual_seed(self._seed + round_)
+                q[:, n_model:] = self.chain.sample_configurations(b * n_rand, gen, dtype=torch.float64).numpy().reshape(b, n_rand, dof)
+        return q
 
     def _torch_refine_check(self, q, position, rotation, reference, opt: SolverOptions, rescue: bool) -> tuple[np.ndarray, ...]:
         """The torch backend's :func:`kernels.refine_check`: refine (optional), wrap, check."""
@@ -660,9 +661,9 @@ class IKSolver:
 
 @dataclass
 class _Pending:
-    position: torch.Tensor  # (3,)
-    rotation: torch.Tensor | None  # (3, 3)
-    seed: torch.Tensor | None  # (dof,)
+    position: np.ndarray  # (3,)
+    rotation: np.ndarray | None  # (3, 3)
+    seed: np.ndarray | None  # (dof,)
     options: SolverOptions
     done: threading.Event = field(default_factory=threading.Event)
     result: IKResult | None = None
@@ -706,9 +707,9 @@ class RequestBatcher:
     def solve_one(self, position, rotation=None, seed=None, options: SolverOptions | None = None, timeout: float | None = None) -> IKResult:
         """Solve one target (position (3,), rotation (3, 3) or None, seed (dof,) or None): a B = 1 result."""
         item = _Pending(
-            torch.as_tensor(position, dtype=torch.float64).reshape(3),
-            None if rotation is None else torch.as_tensor(rotation, dtype=torch.float64).reshape(3, 3),
-            None if seed is None else torch.as_tensor(seed, dtype=torch.float64).reshape(-1),
+            _as_array(position).reshape(3),
+            None if rotation is None else _as_array(rotation).reshape(3, 3),
+            None if seed is None else _as_array(seed).reshape(-1),
             options or SolverOptions(),
         )
         if self._closed:  # a caller that raced a model swap: answer it directly
@@ -765,9 +766,9 @@ class RequestBatcher:
 
     def _solve_group(self, group: list[_Pending]) -> None:
         try:
-            pos = torch.stack([g.position for g in group])
-            rot = None if group[0].rotation is None else torch.stack([g.rotation for g in group])
-            seed = None if group[0].seed is None else torch.stack([g.seed for g in group])
+            pos = np.stack([g.position for g in group])
+            rot = None if group[0].rotation is None else np.stack([g.rotation for g in group])
+            seed = None if group[0].seed is None else np.stack([g.seed for g in group])
             res = self.solver.solve(pos, rot, seed, group[0].options)
             self.batches += 1
             self.requests += len(group)

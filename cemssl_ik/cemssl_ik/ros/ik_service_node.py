@@ -28,7 +28,6 @@ import sys
 import threading
 
 import numpy as np
-import torch
 
 from ..kinematics import KinematicChain, load_robot, quaternion_to_matrix
 from ..kinematics.robots import find_package_file
@@ -305,12 +304,7 @@ def _make_node_class():
                 oversample=int(self.get_parameter("oversample").value),
                 random_fraction=self._random_fraction(),
             )
-            res = solver.solve_one(
-                torch.tensor(pos, dtype=torch.float64),
-                None if rot is None else torch.tensor(rot, dtype=torch.float64),
-                None if seed is None else torch.tensor(seed, dtype=torch.float64),
-                opts,
-            )
+            res = solver.solve_one(pos, rot, seed, opts)  # numpy in: the solver's bookkeeping is numpy
             ok = res.valid[0]
             if not ok.any():
                 response.error_code = R.NO_SOLUTION
@@ -372,7 +366,7 @@ def _make_node_class():
                     orientation_tolerance=float(self.get_parameter("orientation_tolerance").value),
                     random_fraction=self._random_fraction(),
                 )
-                res = solver.solve_one(torch.tensor(pos), torch.tensor(rot), None if query.seed is None else torch.tensor(query.seed), opts)
+                res = solver.solve_one(pos, rot, query.seed, opts)
                 if not res.valid[0, 0]:
                     response.error_code.val = codes.NO_IK_SOLUTION
                     return response
