@@ -184,6 +184,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     uns = UnsupervisedConfig(steps=args.steps, batch_size=args.batch_size * 2, lr=args.lr or 1e-3, lr_final=args.lr_final, eval_every=max(1, args.steps // 10), max_seconds=args.max_minutes * 60, seed=args.seed)
     if args.pretrain_steps:
         sup = dataclasses.replace(sup, lr=args.pretrain_lr)
+    if args.warmup_lr is not None:
+        if not args.warmup_lr > 0:
+            raise CLIError(f"--warmup-lr must be > 0, got {args.warmup_lr}")
+        uns = dataclasses.replace(uns, lr=args.warmup_lr)
     req = TrainRequest(method, model_cfg, cem, sup, uns, args.warmup_steps, args.finetune, args.out, args.resume, args.device, "float32", "cemssl-ik " + shlex.join(sys.argv[1:]), pretrain_steps=args.pretrain_steps)
 
     from tqdm import tqdm
@@ -434,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=int, default=20000, help="optimizer steps of supervised / unsupervised training")
     tr.add_argument("--warmup-steps", type=int, default=0, help="FK-loss warm-start steps before CEMSSL from scratch")
     tr.add_argument("--pretrain-steps", type=int, default=0, help="regression steps on FK samples (motor babbling) before CEMSSL from scratch")
+    tr.add_argument("--warmup-lr", type=float, default=None, help="initial learning rate of --warmup-steps (decays to --lr-final; default: --lr, else 1e-3); CEMSSL then starts at --lr")
     tr.add_argument("--pretrain-lr", type=float, default=1e-3, help="initial learning rate of --pretrain-steps (decays to --lr-final); CEMSSL then starts at --lr (default 3e-4)")
     tr.add_argument(
         "--branches",
