@@ -19,7 +19,8 @@ setup(
         data("launch", "launch/*.launch.py"),
         data("config", "config/*.yaml"),
         data("urdf", "urdf/*.urdf"),
-        data("models", "models/*.safetensors"),
+        # weights only: a CEMSSL run's resume state (NAME.state.safetensors) stays out of the install
+        ("share/" + package_name + "/models", sorted(p for p in glob("models/*.safetensors") if not p.endswith(".state.safetensors"))),
         ("share/" + package_name + "/models", sorted(glob("models/*.json")) + sorted(glob("models/README.md"))),
     ],
     python_requires=">=3.10",
