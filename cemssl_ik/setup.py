@@ -19,9 +19,11 @@ setup(
         data("launch", "launch/*.launch.py"),
         data("config", "config/*.yaml"),
         data("urdf", "urdf/*.urdf"),
-        # weights only: a CEMSSL run's resume state (NAME.state.safetensors) stays out of the install
-        ("share/" + package_name + "/models", sorted(p for p in glob("models/*.safetensors") if not p.endswith(".state.safetensors"))),
-        ("share/" + package_name + "/models", sorted(glob("models/*.json")) + sorted(glob("models/README.md"))),
+        # weights + metadata; a CEMSSL run's resume state (NAME.state.safetensors) stays out of the install
+        (
+            f"share/{package_name}/models",
+            sorted(p for p in glob("models/*.safetensors") if not p.endswith(".state.safetensors")) + sorted(glob("models/*.json")) + ["models/README.md"],
+        ),
     ],
     python_requires=">=3.10",
     install_requires=["setuptools"],
