@@ -118,6 +118,9 @@ def test_unsupervised_fk_loss_training_reduces_error():
     UnsupervisedTrainer(model, chain, UnsupervisedConfig(steps=400, batch_size=256, lr=2e-3, lr_final=1e-4, eval_every=0)).run()
     after = evaluate_precision(model, chain, 300).position_error.mean()
     assert after * 4 <= before
+    for bad in ({"lr": 0.0}, {"lr_final": -1e-5}, {"batch_size": 0}):
+        with pytest.raises(ValueError):
+            UnsupervisedConfig(**bad)
 
 
 def test_fk_loss_terms():

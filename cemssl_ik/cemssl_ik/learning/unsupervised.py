@@ -105,6 +105,12 @@ class UnsupervisedConfig:
     max_seconds: float = 0.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
+        if not (self.lr > 0 and self.lr_final > 0):
+            raise ValueError(f"learning rates must be > 0, got lr={self.lr}, lr_final={self.lr_final}")
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
