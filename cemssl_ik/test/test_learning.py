@@ -73,11 +73,15 @@ def test_every_model_trains_and_samples_with_the_right_shapes(method, target):
             model.sample(fk.position, None)
 
 
-def test_cinn_is_invertible():
+@pytest.mark.parametrize("activation", ["relu", "silu"])
+def test_cinn_is_invertible(activation):
     torch.manual_seed(1)
     chain = load_robot("ur3")
-    model = new_model(chain, small("cinn", chain))
+    model = new_model(chain, small("cinn", chain, activation=activation))
     assert isinstance(model, CINN)
+    # the coupling subnetworks use the configured activation
+    kinds = {type(m) for m in model.modules()} & {torch.nn.ReLU, torch.nn.SiLU}
+    assert kinds == {torch.nn.ReLU if activation == "relu" else torch.nn.SiLU}
     # perturb the zero-initialized last layers so the test exercises non-trivial couplings
     with torch.no_grad():
         for name, p in model.named_parameters():

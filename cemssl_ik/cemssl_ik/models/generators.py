@@ -44,7 +44,8 @@ class ModelConfig:
             CINN needs latent_dim == number of outputs (= dof with sigmoid outputs).
         members: ensemble size M.
         hidden: hidden widths of the inverse network (paper 000: 1024, 512, 256, 128).
-        activation: hidden activation.
+        activation: hidden activation (of the CINN coupling subnetworks too; the CGAN discriminator
+            always uses leaky_relu).
         output: ``sigmoid`` (joint-limit normalized) or ``biternion`` (cos, sin per revolute joint).
         encoder_hidden: CVAE encoder widths.
         kl_weight: CVAE weight of the KL term.
@@ -338,9 +339,10 @@ class CINN(IKGenerator):
         import FrEIA.modules as Fm
 
         width = config.coupling_hidden
+        act = ACTIVATIONS[config.activation]
 
         def subnet(c_in: int, c_out: int) -> nn.Module:
-            net = nn.Sequential(nn.Linear(c_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, c_out))
+            net = nn.Sequential(nn.Linear(c_in, width), act(), nn.Linear(width, width), act(), nn.Linear(width, c_out))
             nn.init.zeros_(net[-1].weight)  # start as the identity map: stable early training
             nn.init.zeros_(net[-1].bias)
             return net
