@@ -167,3 +167,23 @@ def test_keep_best_restores_the_best_evaluated_weights():
     assert trainer.best_error == min(evals)
     # the weights now in the model are the best evaluation's, whatever the last one was
     assert trainer.evaluate()[0] == pytest.approx(min(evals), rel=1e-6)
+
+
+def test_trainers_use_fused_adam_and_a_resumed_cemssl_run_continues_exactly():
+    torch.manual_seed(0)
+    chain = planar_arm(3, [0.4, 0.3, 0.2], limit=math.pi)
+    cfg = CEMSSLConfig(iterations=4, epochs=1, samples_per_iteration=128, eval_every=0, seed=3)
+    a = CEMSSLTrainer(new_model(chain, small("cemssl", chain)), chain, cfg)
+    assert a.optimizer.param_groups[0]["fused"]  # fused kernels on the CPU
+    assert UnsupervisedTrainer(new_model(chain, small("cemssl", chain)), chain, UnsupervisedConfig(steps=1)).optimizer.param_groups[0]["fused"]
+    a.step()
+    a.step()
+    # a second trainer restored from the first one's weights and state takes the same next step
+    b_model = new_model(chain, small("cemssl", chain))
+    b_model.load_state_dict(a.model.state_dict())
+    b = CEMSSLTrainer(b_model, chain, cfg)
+    b.load_state_tensors(a.state_tensors(), a.iteration, a.history)
+    a.step()
+    b.step()
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)

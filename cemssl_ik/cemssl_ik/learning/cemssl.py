@@ -27,7 +27,7 @@ from ..kinematics.chain import KinematicChain
 from ..kinematics.limits import wrap_to_pi
 from ..models.generators import IKGenerator
 from .forward_model import AnalyticForwardModel, ForwardModel
-from .schedule import cosine_lr, progress
+from .schedule import adam, cosine_lr, progress
 from .targets import TargetBatch, sample_targets
 from .unsupervised import FKLoss
 
@@ -146,7 +146,7 @@ class CEMSSLTrainer:
         self.config = config
         self.forward_model = forward_model or AnalyticForwardModel(chain)
         self.params = list(model.generator_parameters())
-        self.optimizer = torch.optim.Adam(self.params, lr=config.lr)
+        self.optimizer = adam(self.params, config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.iteration = 0
         self.history: list[dict] = []
@@ -392,12 +392,16 @@ class CEMSSLTrainer:
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], iteration: int, history: list[dict]) -> None:
         self.generator.set_state(tensors["rng"])
+        fused = bool(self.optimizer.param_groups[0].get("fused"))
         for i, p in enumerate(self.params):
             if f"adam.{i}.exp_avg" in tensors:
                 self.optimizer.state[p] = {
-                    "exp_avg": tensors[f"adam.{i}.exp_avg"].to(p),
-                    "exp_avg_sq": tensors[f"adam.{i}.exp_avg_sq"].to(p),
-                    "step": torch.tensor(float(tensors[f"adam.{i}.step"].item())),
+                    # copies: the optimizer updates its moments in place, and the given tensors may be
+                    # another trainer's live state (``state_tensors`` does not copy CPU tensors)
+                    "exp_avg": tensors[f"adam.{i}.exp_avg"].to(p, copy=True),
+                    "exp_avg_sq": tensors[f"adam.{i}.exp_avg_sq"].to(p, copy=True),
+                    # fused Adam keeps its step counter on the parameter's device
+                    "step": torch.tensor(float(tensors[f"adam.{i}.step"].item()), device=p.device if fused else "cpu"),
                 }
         self.iteration = iteration
         self.history = list(history)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from ..kinematics.chain import KinematicChain
 from ..models.generators import CGAN, CINN, CVAE, IKGenerator
 from .loop import StepTrainer
+from .schedule import adam
 from .targets import sample_targets
 
 __all__ = ["SupervisedConfig", "SupervisedTrainer"]
@@ -60,11 +61,11 @@ class SupervisedTrainer(StepTrainer):
         self.model, self.chain, self.config = model, chain, config
         self.generator = torch.Generator().manual_seed(config.seed)
         if isinstance(model, CGAN):
-            self.opt_g = torch.optim.Adam(model.generator_net.parameters(), lr=config.lr, betas=(0.5, 0.999))
-            self.opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=config.lr, betas=(0.5, 0.999))
+            self.opt_g = adam(model.generator_net.parameters(), config.lr, betas=(0.5, 0.999))
+            self.opt_d = adam(model.discriminator.parameters(), config.lr, betas=(0.5, 0.999))
             self.optimizers = [self.opt_g, self.opt_d]
         else:
-            self.opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+            self.opt = adam(model.parameters(), config.lr)
             self.optimizers = [self.opt]
         self.dataset = sample_targets(chain, config.dataset_size, self.generator) if config.dataset_size else None
         self.step_count = 0

@@ -20,6 +20,7 @@ from ..kinematics.chain import KinematicChain
 from ..kinematics.transforms import rotation_angle
 from ..models.generators import IKGenerator
 from .loop import StepTrainer
+from .schedule import adam
 from .targets import sample_targets
 
 __all__ = ["SphereObstacle", "FKLoss", "UnsupervisedConfig", "UnsupervisedTrainer"]
@@ -125,7 +126,7 @@ class UnsupervisedTrainer(StepTrainer):
             raise ValueError("the FK loss cannot teach branch classes (any branch reaching the target scores the same): pretrain a branch model by regression (--pretrain-steps) instead")
         self.loss_fn = FKLoss(chain, config.rotation_weight, config.limit_weight, obstacles, config.obstacle_weight)
         self.params = list(model.generator_parameters())
-        self.optimizer = torch.optim.Adam(self.params, lr=config.lr)
+        self.optimizer = adam(self.params, config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step_count = 0
         self._started: float | None = None
