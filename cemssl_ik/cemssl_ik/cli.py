@@ -161,6 +161,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         coupling_blocks=args.coupling_blocks,
         branches=args.branches,
         activation=args.activation,
+        base_symmetry=args.base_symmetry,
     )
     if args.branches and args.warmup_steps:
         raise CLIError("--warmup-steps (FK loss) cannot teach branch classes; use --pretrain-steps with --branches")
@@ -174,6 +175,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lr_final=args.lr_final,
         exploration_noise=0.0 if finetuning or args.warmup_steps or args.pretrain_steps else args.exploration,
         fk_loss_weight=args.fk_loss_weight,
+        fk_position_loss=args.fk_loss,
         projected_targets=not args.plain_targets,
         keep_best=not args.no_keep_best,
         eval_every=args.eval_every,
@@ -181,7 +183,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     sup = SupervisedConfig(steps=args.steps, batch_size=args.batch_size * 2, lr=args.lr or 1e-3, lr_final=args.lr_final, eval_every=max(1, args.steps // 10), max_seconds=args.max_minutes * 60, seed=args.seed)
-    uns = UnsupervisedConfig(steps=args.steps, batch_size=args.batch_size * 2, lr=args.lr or 1e-3, lr_final=args.lr_final, eval_every=max(1, args.steps // 10), max_seconds=args.max_minutes * 60, seed=args.seed)
+    uns = UnsupervisedConfig(
+        steps=args.steps,
+        batch_size=args.batch_size * 2,
+        lr=args.lr or 1e-3,
+        lr_final=args.lr_final,
+        position_loss=args.fk_loss,
+        eval_every=max(1, args.steps // 10),
+        max_seconds=args.max_minutes * 60,
+        seed=args.seed,
+    )
     if args.pretrain_steps:
         sup = dataclasses.replace(sup, lr=args.pretrain_lr)
     if args.warmup_lr is not None:
@@ -428,6 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--latent-dim", type=int, default=None, help="latent dimension (default 6; 0 for emssl; dof for cinn)")
     tr.add_argument("--hidden", type=_int_list, default=(1024, 512, 256, 128), help="hidden widths, comma-separated (default 1024,512,256,128)")
     tr.add_argument("--activation", choices=["relu", "silu", "gelu", "tanh", "leaky_relu"], default="relu", help="hidden activation (default relu)")
+    tr.add_argument(
+        "--base-symmetry",
+        action="store_true",
+        help="exploit the first joint's symmetry: the network sees targets turned onto one half-plane about its axis and outputs the first joint relative to the target's azimuth (needs a revolute first joint with a full-turn range, e.g. UR)",
+    )
     tr.add_argument("--output", choices=["sigmoid", "biternion"], default=None, help="joint output encoding (default biternion; sigmoid for cinn)")
     tr.add_argument("--kl-weight", type=float, default=1e-3, help="CVAE KL weight")
     tr.add_argument("--coupling-blocks", type=int, default=8, help="CINN coupling blocks")
@@ -450,6 +466,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--plain-targets", action="store_true", help="train CEMSSL on the observed joints exactly as paper 000 (default: null-space-projected targets)")
     tr.add_argument("--no-keep-best", action="store_true", help="keep the last CEMSSL weights instead of the best evaluated ones")
     tr.add_argument("--fk-loss-weight", type=float, default=0.0, help="weight of the unsupervised FK-loss term inside CEMSSL")
+    tr.add_argument(
+        "--fk-loss",
+        choices=("squared", "gauss-newton"),
+        default="squared",
+        help="form of the FK loss (unsupervised, --warmup-steps, --fk-loss-weight): squared tip distance, or its Gauss-Newton form (trains along damped least-squares joint steps)",
+    )
     tr.add_argument("--lr", type=float, default=None, help="initial learning rate (default 1.5e-3; 3e-4 when fine-tuning or after --pretrain-steps; 1e-3 supervised)")
     tr.add_argument("--lr-final", type=float, default=1e-5, help="final learning rate (cosine decay)")
     tr.add_argument("--eval-every", type=int, default=10, help="evaluate every this many CEMSSL iterations")

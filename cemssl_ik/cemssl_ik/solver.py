@@ -270,6 +270,12 @@ class _NumpySampler:
         enc = model.target_encoder
         self.pose = enc.kind == "pose"
         self.mean, self.scale = np.asarray(enc.mean, dtype=np.float32), np.float32(enc.scale)
+        self.symmetric = enc.symmetric
+        if self.symmetric:  # see TargetEncoder.canonicalize
+            u, v, a = (t.numpy() for t in enc._frame)
+            self.axis_point, self.u, self.v, self.a = np.asarray(enc.axis_point), u, v, a
+            K = np.array([[0.0, -a[2], a[1]], [a[2], 0.0, -a[0]], [-a[1], a[0], 0.0]])
+            self.K, self.K2 = K, K @ K
         self.C, self.noise_dim, self.M = model.num_classes, model.noise_dim, model.num_members
         self._slot_classes = model.slot_classes
         self._onehots: dict[int, np.ndarray] = {}  # K -> (K, C) one-hot slot classes
@@ -300,6 +306,15 @@ class _NumpySampler:
         """(b, 3) [+ (b, 3, 3)] -> (b, K, dof) float64 joints; slot k from member k mod M, class as
         :meth:`IKGenerator.slot_classes`."""
         b = position.shape[0]
+        phi = None
+        if self.symmetric:
+            d = position - self.axis_point
+            phi = np.arctan2(d @ self.v, d @ self.u)
+            along = d @ self.a
+            position = self.axis_point + along[:, None] * self.a + np.linalg.norm(d - along[:, None] * self.a, axis=-1)[:, None] * self.u
+            if rotation is not None:
+                s, c = np.sin(-phi)[:, None, None], np.cos(-phi)[:, None, None]
+                rotation = (np.eye(3) + s * self.K + (1 - c) * self.K2) @ rotation
         feats = (position.astype(np.float32) - self.mean) / self.scale
         if self.pose:
             feats = np.concatenate([feats, rotation[:, :, 0].astype(np.float32), rotation[:, :, 1].astype(np.float32)], axis=-1)
@@ -323,7 +338,10 @@ class _NumpySampler:
         out = out.astype(np.float64)
         c = out[..., self.cols]
         s = out[..., np.minimum(self.cols + 1, out.shape[-1] - 1)]
-        return np.where(self.bit, np.arctan2(s, c), self.lo + (self.hi - self.lo) / (1.0 + np.exp(-c)))
+        q = np.where(self.bit, np.arctan2(s, c), self.lo + (self.hi - self.lo) / (1.0 + np.exp(-c)))
+        if phi is not None:
+            q[..., 0] = self.lo[0] + np.mod(q[..., 0] + phi[:, None] - self.lo[0], 2 * np.pi)
+        return q
 
 
 def _sample_again(found, prev_found, singletons, K: int, unique_classes: int, last_regular: bool):

@@ -14,9 +14,9 @@ from cemssl_ik.kinematics import load_robot, planar_arm
 from cemssl_ik.models import CheckpointError, ModelConfig, load_checkpoint, new_model, save_checkpoint
 
 
-def _model(method="cemssl", chain=None):
+def _model(method="cemssl", chain=None, **extra):
     chain = chain or load_robot("ur3")
-    kw = dict(method=method, latent_dim=6, members=2, hidden=(32, 32), output="biternion")
+    kw = dict(method=method, latent_dim=6, members=2, hidden=(32, 32), output="biternion", **extra)
     if method == "cinn":
         kw.update(members=1, output="sigmoid", coupling_blocks=2, coupling_hidden=16)
     if method in ("cvae", "cgan"):
@@ -29,9 +29,9 @@ def _model(method="cemssl", chain=None):
     return chain, model
 
 
-@pytest.mark.parametrize("method", ["cemssl", "cvae", "cgan", "cinn"])
-def test_round_trip_reproduces_outputs_exactly(tmp_path, method):
-    chain, model = _model(method)
+@pytest.mark.parametrize("method,extra", [("cemssl", {}), ("cvae", {}), ("cgan", {}), ("cinn", {}), ("cemssl", {"base_symmetry": True})])
+def test_round_trip_reproduces_outputs_exactly(tmp_path, method, extra):
+    chain, model = _model(method, **extra)
     path = save_checkpoint(tmp_path / "m", model, chain, {"note": "test"})
     assert path.name == "m.safetensors" and (tmp_path / "m.json").is_file()
     loaded, info = load_checkpoint(tmp_path / "m", chain)
@@ -42,6 +42,7 @@ def test_round_trip_reproduces_outputs_exactly(tmp_path, method):
     a = model.eval().sample(pos, num_samples=5, z=z).q
     b = loaded.sample(pos, num_samples=5, z=z).q
     assert torch.equal(a, b)
+    assert loaded.config.base_symmetry == bool(extra) and loaded.target_encoder == model.target_encoder
 
 
 def test_other_robot_is_refused(tmp_path):

@@ -73,6 +73,50 @@ def test_every_model_trains_and_samples_with_the_right_shapes(method, target):
             model.sample(fk.position, None)
 
 
+@pytest.mark.parametrize("method", ["cemssl", "cvae", "cinn"])
+def test_base_symmetry_models_are_exactly_equivariant_and_train(method):
+    """Turning a target about the first joint's axis turns the first joint by the same angle and
+    leaves the others unchanged; every trainer feeds such models canonical joints."""
+    chain = load_robot("ur3")
+    point, axis = chain.base_symmetry_axis()
+    assert torch.allclose(torch.as_tensor(axis), torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)) and abs(point[0]) + abs(point[1]) < 1e-12
+    assert planar_arm(3, limit=math.pi / 2).base_symmetry_axis() is None  # a limited first joint
+    with pytest.raises(ValueError, match="full turn"):
+        new_model(planar_arm(3, limit=math.pi / 2), small("cemssl", planar_arm(3), base_symmetry=True))
+    torch.manual_seed(0)
+    model = new_model(chain, small(method, chain, base_symmetry=True, target="pose"))
+    enc = model.target_encoder
+    fk = chain.forward(chain.sample_configurations(200, torch.Generator().manual_seed(1)))
+    canon, _ = enc.canonicalize(fk.position)
+    assert canon[:, 1].abs().max() < 1e-12 and (canon[:, 0] >= 0).all()
+    assert torch.allclose(canon[:, [0]].norm(dim=-1), fk.position[:, :2].norm(dim=-1)) and torch.allclose(canon[:, 2], fk.position[:, 2], atol=1e-12)
+    # the same target turned by theta: same network input, first joint turned by theta
+    theta = 0.7
+    c, s = math.cos(theta), math.sin(theta)
+    Rz = torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    p2, R2 = fk.position @ Rz.T, Rz @ fk.rotation
+    assert torch.allclose(model.encode_targets(fk.position, fk.rotation), model.encode_targets(p2, R2), atol=1e-5)
+    z = torch.randn(200, 3, model.latent_dim)
+    q1 = model.sample(fk.position, fk.rotation, 3, z=z).q.double()
+    q2 = model.sample(p2, R2, 3, z=z).q.double()
+    dq = torch.remainder(q2 - q1 + math.pi, 2 * math.pi) - math.pi
+    assert torch.allclose(dq[..., 0], torch.full_like(dq[..., 0], theta), atol=1e-4) and dq[..., 1:].abs().max() < 1e-4
+    # FK commutes with it: the turned solutions reach the turned targets as well as the originals reach theirs
+    e1 = (chain.forward(q1).position - fk.position[:, None]).norm(dim=-1)
+    e2 = (chain.forward(q2).position - p2[:, None]).norm(dim=-1)
+    assert torch.allclose(e1, e2, atol=1e-4)
+    # joints <-> training targets round trip through the canonical frame
+    assert torch.allclose(model.decode(model.normalize_joints(q1.float(), fk.position[:, None].expand(-1, 3, -1)), fk.position[:, None].expand(-1, 3, -1)).double(), q1, atol=1e-5)
+    with pytest.raises(ValueError, match="target positions"):
+        model.decode(model.normalize_joints(q1.float(), fk.position[:, None].expand(-1, 3, -1)))
+    if method == "cemssl":
+        CEMSSLTrainer(model, chain, CEMSSLConfig(iterations=1, epochs=1, samples_per_iteration=128, fk_loss_weight=1.0, eval_every=0)).run()
+        UnsupervisedTrainer(model, chain, UnsupervisedConfig(steps=2, batch_size=16, eval_every=0)).run()
+    else:
+        assert SupervisedTrainer(model, chain, SupervisedConfig(steps=2, batch_size=16, eval_every=0)).run() == "steps"
+    assert torch.isfinite(model.sample(fk.position, fk.rotation, 2).q).all()
+
+
 @pytest.mark.parametrize("activation", ["relu", "silu"])
 def test_cinn_is_invertible(activation):
     torch.manual_seed(1)
@@ -114,17 +158,55 @@ def test_ensemble_covers_both_elbow_branches_of_a_planar_2link_target():
     assert (elbow > 0.2).any() and (elbow < -0.2).any(), "samples cover only one elbow branch"
 
 
-def test_unsupervised_fk_loss_training_reduces_error():
+@pytest.mark.parametrize("position_loss", ["squared", "gauss-newton"])
+def test_unsupervised_fk_loss_training_reduces_error(position_loss):
     torch.manual_seed(0)
     chain = planar_arm(3, limit=math.pi / 2)
     model = new_model(chain, small("unsupervised", chain))
     before = evaluate_precision(model, chain, 300).position_error.mean()
-    UnsupervisedTrainer(model, chain, UnsupervisedConfig(steps=400, batch_size=256, lr=2e-3, lr_final=1e-4, eval_every=0)).run()
+    cfg = UnsupervisedConfig(steps=400, batch_size=256, lr=2e-3, lr_final=1e-4, position_loss=position_loss, eval_every=0)
+    UnsupervisedTrainer(model, chain, cfg).run()
     after = evaluate_precision(model, chain, 300).position_error.mean()
     assert after * 4 <= before
-    for bad in ({"lr": 0.0}, {"lr_final": -1e-5}, {"batch_size": 0}):
+    for bad in ({"lr": 0.0}, {"lr_final": -1e-5}, {"batch_size": 0}, {"position_loss": "huber"}):
         with pytest.raises(ValueError):
             UnsupervisedConfig(**bad)
+
+
+@pytest.mark.parametrize("pose", [False, True])
+def test_gauss_newton_fk_loss_steps_along_damped_least_squares(pose):
+    """Its gradient is twice the damped least-squares step: half-gradient steps converge quadratically."""
+    chain = load_robot("ur3")
+    g = torch.Generator().manual_seed(0)
+    q0 = (torch.rand(64, 6, generator=g, dtype=torch.float64) * 2 - 1) * 3
+    q0 = q0[torch.linalg.svdvals(chain.jacobian(q0)).amin(-1) > 0.02]  # away from singularities: tiny damping is safe
+    goal = chain.forward(q0 + 0.05 * torch.randn(len(q0), 6, generator=g, dtype=torch.float64))
+    rotation = goal.rotation if pose else None
+    loss_fn = FKLoss(chain, limit_weight=0.0, position_loss="gauss-newton", damping=1e-8)
+    q = q0.clone().requires_grad_(True)
+    grad = torch.autograd.grad(loss_fn(q, goal.position, rotation).sum(), q)[0]
+    J = chain.jacobian(q0)[:, : 6 if pose else 3]
+    fk = chain.forward(q0)
+    if pose:  # rows scaled by sqrt(rotation_weight); the small-angle rotation error is exact to first order
+        J = torch.cat([J[:, :3], 0.1**0.5 * J[:, 3:]], dim=1)
+    err_p = fk.position - goal.position
+    # position-only: the step solves J dq = err exactly (3 equations, 6 unknowns, minimum norm)
+    if not pose:
+        assert torch.allclose(torch.einsum("bij,bj->bi", J, grad / 2), err_p, atol=1e-7)
+    errors = []
+    for _ in range(5):
+        loss = loss_fn(q, goal.position, rotation).sum()
+        (grad,) = torch.autograd.grad(loss, q)
+        with torch.no_grad():
+            q -= 0.5 * grad
+        errors.append((chain.forward(q.detach()).position - goal.position).norm(dim=-1).max().item())
+    assert errors[-1] < 1e-9 and errors[-1] < errors[0] * 1e-5
+    if pose:
+        from cemssl_ik.kinematics.transforms import rotation_angle
+
+        assert rotation_angle(chain.forward(q.detach()).rotation, goal.rotation).max().item() < 1e-8
+    with pytest.raises(ValueError, match="position_loss"):
+        FKLoss(chain, position_loss="l1")
 
 
 def test_fk_loss_terms():

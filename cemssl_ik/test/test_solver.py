@@ -185,6 +185,8 @@ def test_refine_returns_converged_input_unchanged(chain):
         dict(target="pose", branches="ur3", latent_dim=0, members=1, hidden=(32, 32), activation="silu", output="biternion"),
         dict(target="position", latent_dim=3, members=3, hidden=(32, 16), activation="relu", output="sigmoid"),
         dict(target="pose", latent_dim=2, members=2, hidden=(16,), activation="tanh", output="biternion"),
+        dict(target="position", latent_dim=3, members=2, hidden=(32, 16), activation="silu", output="biternion", base_symmetry=True),
+        dict(target="pose", latent_dim=2, members=2, hidden=(16,), activation="relu", output="sigmoid", base_symmetry=True),
     ],
 )
 def test_numpy_sampler_matches_the_torch_model(chain, cfg):

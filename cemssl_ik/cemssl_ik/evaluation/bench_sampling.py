@@ -27,14 +27,21 @@ def run_sampling_benchmark(model: IKGenerator, chain: KinematicChain, num_sample
     pose = model.config.target == "pose"
     cond = model.encode_targets(targets.position, targets.rotation if pose else None)  # (N, C)
     z = model.sample_latent(num_samples, generator=gen)
+    pos = targets.position.to(model.device)
     model.eval()
 
     def infer_loop() -> torch.Tensor:
-        return torch.cat([model.decode(model.generate(cond[None, i : i + 1].expand(model.num_members, 1, -1), z[None, i : i + 1].expand(model.num_members, 1, -1)))[0] for i in range(num_samples)])
+        M = model.num_members
+        return torch.cat(
+            [model.decode(model.generate(cond[None, i : i + 1].expand(M, 1, -1), z[None, i : i + 1].expand(M, 1, -1)), pos[None, i : i + 1].expand(M, 1, 3))[0] for i in range(num_samples)]
+        )
 
     def infer_batch() -> torch.Tensor:
         M = model.num_members
-        outs = [model.decode(model.generate(cond[None, s : s + inference_batch].expand(M, -1, -1), z[None, s : s + inference_batch].expand(M, -1, -1)))[0] for s in range(0, num_samples, inference_batch)]
+        outs = [
+            model.decode(model.generate(cond[None, s : s + inference_batch].expand(M, -1, -1), z[None, s : s + inference_batch].expand(M, -1, -1)), pos[None, s : s + inference_batch].expand(M, -1, 3))[0]
+            for s in range(0, num_samples, inference_batch)
+        ]
         return torch.cat(outs)
 
     def fk_loop(q: torch.Tensor) -> torch.Tensor:

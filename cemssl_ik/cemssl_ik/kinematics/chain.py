@@ -256,6 +256,21 @@ class KinematicChain:
             raise ValueError(f"chain {self.name!r}: an unbounded prismatic joint has no learning range; set its limits")
         return lo, hi
 
+    def base_symmetry_axis(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(point, unit axis) of the first joint in the base frame where the whole chain may turn about it.
+
+        Turning the first joint by an angle turns everything after it, tip included, about this
+        axis: IK of a target turned by that angle is the same solution with the first joint turned
+        too.  A learner may exploit that only where the first joint is revolute and its learning
+        range is a full turn (else a turned solution could leave the limits); None otherwise.
+        """
+        lo, hi = self.learning_limits()
+        seg = self._segments[0]
+        if not (seg.revolute and hi[0] - lo[0] >= 2 * math.pi - 1e-9):
+            return None
+        axis = seg.R_origin @ seg.axis
+        return seg.t_origin.copy(), axis / np.linalg.norm(axis)
+
     def sample_configurations(
         self,
         n: int,

@@ -61,6 +61,7 @@ class CEMSSLConfig:
             set grow to the whole workspace.  Use 0 for fine-tuning a pretrained model.
         exploration_fraction: fraction of the iterations with exploration.
         fk_loss_weight: weight of the optional unsupervised FK-loss term (paper 002) on sampled targets.
+        fk_position_loss: ``"squared"`` or ``"gauss-newton"`` form of that term (see :class:`FKLoss`).
         eval_every: evaluate precision every this many iterations (0: never).
         eval_targets: held-out targets for those evaluations.
         convergence_window: stop when the best evaluated mean error improved by less than
@@ -83,6 +84,7 @@ class CEMSSLConfig:
     exploration_noise: float = 0.25
     exploration_fraction: float = 0.5
     fk_loss_weight: float = 0.0
+    fk_position_loss: str = "squared"
     eval_every: int = 10
     eval_targets: int = 1000
     convergence_window: int = 0
@@ -100,6 +102,8 @@ class CEMSSLConfig:
             raise ValueError("exploration_noise must be >= 0 and exploration_fraction in [0, 1]")
         if self.fk_loss_weight < 0 or self.max_seconds < 0 or self.eval_every < 0:
             raise ValueError("fk_loss_weight, max_seconds and eval_every must be >= 0")
+        if self.fk_position_loss not in FKLoss.POSITION_LOSSES:
+            raise ValueError(f"fk_position_loss must be one of {FKLoss.POSITION_LOSSES}, got {self.fk_position_loss!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -153,7 +157,7 @@ class CEMSSLTrainer:
         self._target_set: TargetBatch | None = None
         if config.target_set_size:
             self._target_set = sample_targets(chain, config.target_set_size, self.generator)
-        self._fk_loss = FKLoss(chain) if config.fk_loss_weight > 0 else None
+        self._fk_loss = FKLoss(chain, position_loss=config.fk_position_loss) if config.fk_loss_weight > 0 else None
         self._eval_targets: TargetBatch | None = None
         self._started: float | None = None
         self.best_error = math.inf
@@ -203,7 +207,7 @@ class CEMSSLTrainer:
         m.eval()
         outs = [m.generate(cond[:, s : s + c.inference_batch], z[:, s : s + c.inference_batch]) for s in range(0, N, c.inference_batch)]
         m.train()
-        q = m.decode(torch.cat(outs, dim=1)).double().cpu()  # (M, N, dof)
+        q = m.decode(torch.cat(outs, dim=1), targets.position.reshape(M, N, 3)).double().cpu()  # (M, N, dof)
         sigma = self.current_exploration()
         if sigma > 0:
             lo, hi = (torch.as_tensor(v) for v in self.chain.learning_limits())
@@ -217,12 +221,13 @@ class CEMSSLTrainer:
         q_meas = self._wrap_measured(res.q.reshape(M, N, -1).double())
         z = m.relabel(z, q_meas)  # the branch actually reached (a no-op without branch classes)
         cond_reached = m.encode_targets(res.position, res.rotation if m.config.target == "pose" else None).reshape(M, N, -1)
+        reached = res.position.reshape(M, N, 3)
         if c.projected_targets:
-            q_meas = self._project_targets(cond_reached, z, q_meas)
+            q_meas = self._project_targets(cond_reached, z, q_meas, reached)
         data = {
             "cond": cond_reached,
             "z": z,
-            "target": m.codec.normalize(q_meas).to(m.device, m.dtype),
+            "target": m.normalize_joints(q_meas, reached).to(m.device, m.dtype),
             "valid": valid.to(m.device),
             "desired_position": targets.position.reshape(M, N, 3),
             "desired_rotation": targets.rotation.reshape(M, N, 3, 3),
@@ -237,7 +242,7 @@ class CEMSSLTrainer:
         return data, info
 
     @torch.no_grad()
-    def _project_targets(self, cond: torch.Tensor, z: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    def _project_targets(self, cond: torch.Tensor, z: torch.Tensor, q: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         """Keep the task-relevant part of each training target, the model's own choice for the rest.
 
         target = q_hat + P (q - q_hat), q_hat = IM(p', z) (current model), P = J^+ J at q.
@@ -251,7 +256,11 @@ class CEMSSLTrainer:
         m, c = self.model, self.config
         M, N, dof = q.shape
         q_hat = torch.cat(
-            [m.decode(m.generate(cond[:, s : s + c.inference_batch], z[:, s : s + c.inference_batch])) for s in range(0, N, c.inference_batch)], dim=1
+            [
+                m.decode(m.generate(cond[:, s : s + c.inference_batch], z[:, s : s + c.inference_batch]), position[:, s : s + c.inference_batch])
+                for s in range(0, N, c.inference_batch)
+            ],
+            dim=1,
         ).double().cpu()
         diff = q - q_hat
         per = torch.as_tensor(self.chain.periodic)
@@ -291,7 +300,7 @@ class CEMSSLTrainer:
                     dp = torch.gather(data["desired_position"].to(m.device, m.dtype), 1, idx[..., None].expand(-1, -1, 3))
                     dcond = m.encode_targets(dp.reshape(-1, 3)).reshape(M, -1, m.cond_dim) if m.config.target == "position" else None
                     if dcond is not None:
-                        q_pred = m.decode(m.generate(dcond, z))
+                        q_pred = m.decode(m.generate(dcond, z), dp)
                         loss = loss + c.fk_loss_weight * self._fk_loss(q_pred.reshape(-1, q_pred.shape[-1]), dp.reshape(-1, 3)).mean()
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()

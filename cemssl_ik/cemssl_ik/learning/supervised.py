@@ -80,7 +80,7 @@ class SupervisedTrainer(StepTrainer):
         else:
             t = self.dataset.index(torch.randint(len(self.dataset), (M * B,), generator=self.generator))
         cond = m.encode_targets(t.position, t.rotation if m.config.target == "pose" else None).reshape(M, B, -1)
-        target = m.codec.normalize(t.q).to(m.device, m.dtype).reshape(M, B, -1)
+        target = m.normalize_joints(t.q, t.position).to(m.device, m.dtype).reshape(M, B, -1)
         return cond, target, t.q.reshape(M, B, -1)
 
     def step(self) -> dict[str, float]:

@@ -6,6 +6,14 @@ loss = ||FK(IM(p, z)) - p||^2  [+ w_rot * angle(R(IM(p, z)), R_target)^2 for pos
 where d is the distance of every link origin on the chain to the sphere centre.  No ground-truth
 joint values are used: the targets are FK of random joint samples, the loss only asks that the
 predicted joints reach them.
+
+``position_loss="gauss-newton"`` replaces the task-space term by its Gauss-Newton form: with the
+tip error e and the chain's Jacobian J at the predicted q (both held constant), the loss is
+||q - (q - dq)||^2 with dq = J^T (J J^T + damping I)^-1 e, the damped least-squares step that would
+bring q onto the target.  Its gradient with respect to q is the Gauss-Newton direction instead of
+the steepest-descent direction J^T e, so joints the tip is insensitive to and targets near a
+singularity are not learnt orders of magnitude slower than the rest.  The model itself is still
+judged and used without any numerical refinement: the step only shapes the training signal.
 """
 
 from __future__ import annotations
@@ -44,7 +52,11 @@ class FKLoss:
         limit_weight: weight of the squared joint-limit violation (radians / metres).
         obstacles: spheres for the obstacle distance loss.
         obstacle_weight: weight of the obstacle loss.
+        position_loss: ``"squared"`` (||FK(q) - p||^2) or ``"gauss-newton"`` (see the module text).
+        damping: damping of the Gauss-Newton step (m^2; rotation rows are scaled by sqrt(rotation_weight)).
     """
+
+    POSITION_LOSSES = ("squared", "gauss-newton")
 
     def __init__(
         self,
@@ -53,7 +65,14 @@ class FKLoss:
         limit_weight: float = 1.0,
         obstacles: Sequence[SphereObstacle] = (),
         obstacle_weight: float = 1.0,
+        position_loss: str = "squared",
+        damping: float = 1e-4,
     ) -> None:
+        if position_loss not in self.POSITION_LOSSES:
+            raise ValueError(f"position_loss must be one of {self.POSITION_LOSSES}, got {position_loss!r}")
+        if not damping > 0:
+            raise ValueError(f"damping must be > 0, got {damping}")
+        self.position_loss, self.damping = position_loss, damping
         self.chain = chain
         self.rotation_weight = rotation_weight
         self.limit_weight = limit_weight
@@ -62,10 +81,13 @@ class FKLoss:
         self.lower, self.upper = chain.learning_limits()
 
     def __call__(self, q: torch.Tensor, position: torch.Tensor, rotation: torch.Tensor | None = None) -> torch.Tensor:
-        fk = self.chain.forward(q)
-        loss = ((fk.position - position.to(q)) ** 2).sum(-1)
-        if rotation is not None and self.rotation_weight:
-            loss = loss + self.rotation_weight * rotation_angle(fk.rotation, rotation.to(q)) ** 2
+        if self.position_loss == "gauss-newton":
+            loss = self._gauss_newton(q, position, rotation)
+        else:
+            fk = self.chain.forward(q)
+            loss = ((fk.position - position.to(q)) ** 2).sum(-1)
+            if rotation is not None and self.rotation_weight:
+                loss = loss + self.rotation_weight * rotation_angle(fk.rotation, rotation.to(q)) ** 2
         if self.limit_weight:
             lo = torch.as_tensor(self.lower, dtype=q.dtype, device=q.device)
             hi = torch.as_tensor(self.upper, dtype=q.dtype, device=q.device)
@@ -78,6 +100,25 @@ class FKLoss:
                 loss = loss + self.obstacle_weight * (torch.relu(ob.radius + ob.margin - d) ** 2).sum(-1)
         return loss
 
+    def _gauss_newton(self, q: torch.Tensor, position: torch.Tensor, rotation: torch.Tensor | None) -> torch.Tensor:
+        """||q - stop_grad(q - dq)||^2 with dq the damped least-squares step onto the target."""
+        with torch.no_grad():
+            fk = self.chain.forward_with_jacobian(q.detach())
+            err = fk.position - position.to(q)  # (B, 3)
+            J = fk.jacobian[:, :3]
+            if rotation is not None and self.rotation_weight:
+                # small-angle rotation error of R_fk R_t^T as a base-frame vector (its direction is exact)
+                Re = fk.rotation @ rotation.to(q).transpose(-1, -2)
+                rot_err = 0.5 * torch.stack([Re[:, 2, 1] - Re[:, 1, 2], Re[:, 0, 2] - Re[:, 2, 0], Re[:, 1, 0] - Re[:, 0, 1]], dim=-1)
+                w = self.rotation_weight**0.5
+                err = torch.cat([err, w * rot_err], dim=-1)
+                J = torch.cat([J, w * fk.jacobian[:, 3:]], dim=1)
+            eye = torch.eye(J.shape[1], dtype=q.dtype, device=q.device)
+            A = J @ J.transpose(-1, -2) + self.damping * eye
+            dq = (J.transpose(-1, -2) @ torch.linalg.solve(A, err.unsqueeze(-1))).squeeze(-1)
+            goal = q.detach() - dq
+        return ((q - goal) ** 2).sum(-1)
+
 
 @dataclass
 class UnsupervisedConfig:
@@ -89,6 +130,7 @@ class UnsupervisedConfig:
         lr, lr_final: Adam learning rate, cosine-decayed to lr_final.
         rotation_weight, limit_weight, obstacle_weight: loss weights (see :class:`FKLoss`).
         obstacles: list of {"center": [x, y, z], "radius": r, "margin": m}.
+        position_loss: ``"squared"`` or ``"gauss-newton"`` (see :class:`FKLoss`).
         eval_every: evaluate every this many steps (0: never).
         max_seconds: wall-time budget (0: none).
         seed: RNG seed.
@@ -102,6 +144,7 @@ class UnsupervisedConfig:
     limit_weight: float = 1.0
     obstacle_weight: float = 1.0
     obstacles: list = field(default_factory=list)
+    position_loss: str = "squared"
     eval_every: int = 1000
     max_seconds: float = 0.0
     seed: int = 0
@@ -111,6 +154,8 @@ class UnsupervisedConfig:
             raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
         if not (self.lr > 0 and self.lr_final > 0):
             raise ValueError(f"learning rates must be > 0, got lr={self.lr}, lr_final={self.lr_final}")
+        if self.position_loss not in FKLoss.POSITION_LOSSES:
+            raise ValueError(f"position_loss must be one of {FKLoss.POSITION_LOSSES}, got {self.position_loss!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -124,7 +169,7 @@ class UnsupervisedTrainer(StepTrainer):
         obstacles = [SphereObstacle(tuple(o["center"]), float(o["radius"]), float(o.get("margin", 0.02))) for o in config.obstacles]
         if model.num_classes:
             raise ValueError("the FK loss cannot teach branch classes (any branch reaching the target scores the same): pretrain a branch model by regression (--pretrain-steps) instead")
-        self.loss_fn = FKLoss(chain, config.rotation_weight, config.limit_weight, obstacles, config.obstacle_weight)
+        self.loss_fn = FKLoss(chain, config.rotation_weight, config.limit_weight, obstacles, config.obstacle_weight, config.position_loss)
         self.params = list(model.generator_parameters())
         self.optimizer = adam(self.params, config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -141,7 +186,7 @@ class UnsupervisedTrainer(StepTrainer):
         z = torch.randn(M, B, m.latent_dim, generator=self.generator, dtype=torch.float64).to(m.device, m.dtype)
         for g in self.optimizer.param_groups:
             g["lr"] = self.current_lr()
-        q = m.decode(m.generate(cond, z)).reshape(M * B, -1)
+        q = m.decode(m.generate(cond, z), t.position.reshape(M, B, 3)).reshape(M * B, -1)
         loss = self.loss_fn(q, t.position.to(m.device), t.rotation.to(m.device) if pose else None).mean() * M
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -41,7 +41,16 @@ def new_model(chain, config: ModelConfig, positions=None) -> IKGenerator:
     if positions is None:
         q = chain.sample_configurations(20_000, torch.Generator().manual_seed(12345))
         positions = chain.forward(q).position
-    encoder = TargetEncoder.fit(config.target, positions)
+    axis_point = axis = None
+    if config.base_symmetry:
+        sym = chain.base_symmetry_axis()
+        if sym is None:
+            raise ValueError(
+                f"chain {chain.name!r}: base_symmetry needs a revolute first joint whose learning range is a full turn "
+                f"(here {chain.joint_types[0]} with limits [{chain.learning_limits()[0][0]:.3g}, {chain.learning_limits()[1][0]:.3g}])"
+            )
+        axis_point, axis = sym
+    encoder = TargetEncoder.fit(config.target, positions, axis_point, axis)
     lo, hi = chain.learning_limits()
     codec = JointCodec(lo, hi, chain.periodic, config.output)
     model = build_generator(config, encoder, codec)

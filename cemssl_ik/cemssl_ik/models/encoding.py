@@ -2,7 +2,10 @@
 
 - :class:`TargetEncoder`: a target (position (B, 3), or pose = position + rotation (B, 3, 3)) ->
   network condition features: position standardized by workspace statistics, rotation as the
-  continuous 6D representation (two columns, paper 002).
+  continuous 6D representation (two columns, paper 002).  With a symmetry axis (the first joint's,
+  see :meth:`KinematicChain.base_symmetry_axis`) targets are first turned about it onto one
+  half-plane: the network sees only what the other joints must do, and the first joint's value is
+  the network's output plus the target's azimuth (:meth:`TargetEncoder.azimuth`).
 - :class:`JointCodec`: network output <-> joint values.  ``sigmoid``: one unit per joint squashed
   into the joint's learning range (paper 000); ``biternion``: a (cos, sin) pair per revolute joint,
   normalized, decoded with atan2 (paper 002).  Prismatic joints use the sigmoid form in both.
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ..kinematics.transforms import matrix_to_rot6d
+from ..kinematics.transforms import skew as skew_matrix
 
 __all__ = ["TargetEncoder", "JointCodec", "TARGET_KINDS", "OUTPUT_KINDS"]
 
@@ -29,33 +33,81 @@ class TargetEncoder:
 
     Attributes:
         kind: ``position`` (features: 3) or ``pose`` (features: 3 + 6).
-        mean: (3,) workspace position mean (metres).
+        mean: (3,) workspace position mean (metres), of the canonical targets with a symmetry axis.
         scale: scalar workspace position scale (metres); features are (p - mean) / scale.
+        axis_point, axis: a point on and the unit direction of the symmetry axis (base frame), or None.
     """
 
     kind: str
     mean: tuple[float, float, float]
     scale: float
+    axis_point: tuple[float, float, float] | None = None
+    axis: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in TARGET_KINDS:
             raise ValueError(f"target kind must be one of {TARGET_KINDS}, got {self.kind!r}")
         if not (self.scale > 0 and math.isfinite(self.scale)):
             raise ValueError(f"scale must be positive and finite, got {self.scale}")
+        if (self.axis is None) != (self.axis_point is None):
+            raise ValueError("axis and axis_point are given together or not at all")
+        if self.axis is not None:
+            a = torch.as_tensor(self.axis, dtype=torch.float64)
+            if a.shape != (3,) or abs(float(a.norm()) - 1.0) > 1e-9 or len(self.axis_point) != 3:
+                raise ValueError(f"axis must be a unit 3-vector and axis_point a 3-vector, got {self.axis}, {self.axis_point}")
+            # reference direction of azimuth 0: the base axis least aligned with the symmetry axis,
+            # made perpendicular to it; v completes the right-handed frame (u, v, axis)
+            e = torch.eye(3, dtype=torch.float64)[int(a.abs().argmin())]
+            u = e - (e @ a) * a
+            u = u / u.norm()
+            self._frame = (u, torch.linalg.cross(a, u), a)
+
+    @property
+    def symmetric(self) -> bool:
+        return self.axis is not None
+
+    def azimuth(self, position: torch.Tensor) -> torch.Tensor:
+        """(..., 3) -> (...,) angle of each target about the symmetry axis (0 on the reference half-plane)."""
+        u, v, _ = (t.to(position.device, position.dtype) for t in self._frame)
+        d = position - torch.as_tensor(self.axis_point, dtype=position.dtype, device=position.device)
+        return torch.atan2(d @ v, d @ u)
+
+    def canonicalize(self, position: torch.Tensor, rotation: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Targets turned about the symmetry axis by minus their azimuth (identity without an axis)."""
+        if not self.symmetric:
+            return position, rotation
+        u, _, a = (t.to(position.device, position.dtype) for t in self._frame)
+        point = torch.as_tensor(self.axis_point, dtype=position.dtype, device=position.device)
+        # turning the part of d = p - point across the axis onto u: point + (d.a) a + |d - (d.a) a| u
+        d = position - point
+        along = (d @ a)[..., None]
+        out = point + along * a + (d - along * a).norm(dim=-1, keepdim=True) * u
+        if rotation is None:
+            return out, None
+        phi = self.azimuth(position)
+        K = torch.as_tensor(skew_matrix(self.axis), dtype=position.dtype, device=position.device)
+        s, c = torch.sin(-phi)[..., None, None], torch.cos(-phi)[..., None, None]
+        R = torch.eye(3, dtype=position.dtype, device=position.device) + s * K + (1 - c) * (K @ K)  # Rodrigues
+        return out, R @ rotation.to(position.dtype)
 
     @property
     def dim(self) -> int:
         return 3 if self.kind == "position" else 9
 
     @classmethod
-    def fit(cls, kind: str, positions: torch.Tensor) -> "TargetEncoder":
-        """Statistics from sample positions (N, 3) (e.g. FK of random joint samples)."""
-        mean = positions.double().mean(0)
-        scale = float((positions.double() - mean).norm(dim=-1).max())
-        return cls(kind, tuple(float(v) for v in mean), scale if scale > 0 else 1.0)
+    def fit(cls, kind: str, positions: torch.Tensor, axis_point=None, axis=None) -> "TargetEncoder":
+        """Statistics from sample positions (N, 3) (e.g. FK of random joint samples), canonicalized
+        about the symmetry axis (``axis_point``, unit ``axis``) when one is given."""
+        axis_point = None if axis_point is None else tuple(float(v) for v in axis_point)
+        axis = None if axis is None else tuple(float(v) for v in axis)
+        positions = cls(kind, (0.0, 0.0, 0.0), 1.0, axis_point, axis).canonicalize(positions.double())[0]
+        mean = positions.mean(0)
+        scale = float((positions - mean).norm(dim=-1).max())
+        return cls(kind, tuple(float(v) for v in mean), scale if scale > 0 else 1.0, axis_point, axis)
 
     def encode(self, position: torch.Tensor, rotation: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 3) [+ (B, 3, 3)] -> (B, dim) features in the dtype of ``position``."""
+        position, rotation = self.canonicalize(position, rotation)
         mean = torch.as_tensor(self.mean, dtype=position.dtype, device=position.device)
         feats = (position - mean) / self.scale
         if self.kind == "position":
@@ -65,11 +117,15 @@ class TargetEncoder:
         return torch.cat([feats, matrix_to_rot6d(rotation.to(position.dtype))], dim=-1)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "mean": list(self.mean), "scale": self.scale}
+        d = {"kind": self.kind, "mean": list(self.mean), "scale": self.scale}
+        if self.symmetric:
+            d.update(axis_point=list(self.axis_point), axis=list(self.axis))
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TargetEncoder":
-        return cls(d["kind"], tuple(d["mean"]), float(d["scale"]))
+        point, axis = d.get("axis_point"), d.get("axis")
+        return cls(d["kind"], tuple(d["mean"]), float(d["scale"]), None if point is None else tuple(point), None if axis is None else tuple(axis))
 
 
 class JointCodec:

@@ -55,6 +55,10 @@ class ModelConfig:
         branches: spec of a configuration-class labeler (:mod:`cemssl_ik.kinematics.branches`,
             e.g. ``ur3``) whose class becomes a discrete part of the latent: the model input is
             [condition, one-hot class, z].  Empty: none.  CEMSSL / EMSSL models only.
+        base_symmetry: exploit the first joint's symmetry (:meth:`KinematicChain.base_symmetry_axis`):
+            the network sees targets turned onto one half-plane about the first joint's axis and
+            its first-joint output is relative to the target's azimuth, so it never has to learn
+            the azimuth map (the network input drops to what the other joints depend on).
     """
 
     method: str = "cemssl"
@@ -70,6 +74,7 @@ class ModelConfig:
     coupling_blocks: int = 8
     coupling_hidden: int = 256
     branches: str = ""
+    base_symmetry: bool = False
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -133,6 +138,10 @@ class IKGenerator(nn.Module):
         super().__init__()
         if target_encoder.kind != config.target:
             raise ValueError(f"target encoder kind {target_encoder.kind!r} does not match config target {config.target!r}")
+        if target_encoder.symmetric != config.base_symmetry:
+            raise ValueError(f"config base_symmetry={config.base_symmetry} needs a target encoder {'with' if config.base_symmetry else 'without'} a symmetry axis")
+        if config.base_symmetry and not bool(codec.periodic[0]):
+            raise ValueError("base_symmetry needs a revolute first joint")
         self.config = config
         self.target_encoder = target_encoder
         self.codec = codec
@@ -205,8 +214,32 @@ class IKGenerator(nn.Module):
         k = torch.arange(num_samples, device=self.device)
         return (k + k // max(self.num_classes, 1)) % max(self.num_classes, 1)
 
-    def decode(self, normalized: torch.Tensor) -> torch.Tensor:
-        return self.codec.decode(normalized)
+    def decode(self, normalized: torch.Tensor, position: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalized outputs (..., out) -> joints (..., dof) for targets ``position`` (..., 3).
+
+        The targets are needed by models with ``base_symmetry`` (their first joint is relative to
+        the target's azimuth) and ignored by the others.
+        """
+        q = self.codec.decode(normalized)
+        if not self.config.base_symmetry:
+            return q
+        return self._shift_first_joint(q, position, +1.0)
+
+    def normalize_joints(self, q: torch.Tensor, position: torch.Tensor | None = None) -> torch.Tensor:
+        """Joints (..., dof) reaching targets ``position`` (..., 3) -> the network's training target (..., out)."""
+        if self.config.base_symmetry:
+            q = self._shift_first_joint(q, position, -1.0)
+        return self.codec.normalize(q)
+
+    def _shift_first_joint(self, q: torch.Tensor, position: torch.Tensor | None, sign: float) -> torch.Tensor:
+        if position is None:
+            raise ValueError("this model has base_symmetry: decoding / normalizing joints needs the target positions")
+        phi = self.target_encoder.azimuth(position.to(q.device, torch.float64)).to(q.dtype)
+        if phi.shape != q.shape[:-1]:
+            raise ValueError(f"target positions {tuple(position.shape)} do not match joints {tuple(q.shape)}")
+        lo = float(self.codec.lower[0])
+        first = lo + torch.remainder(q[..., 0] + sign * phi - lo, 2 * math.pi)  # back into the learning period
+        return torch.cat([first[..., None], q[..., 1:]], dim=-1)
 
     @torch.no_grad()
     def sample(
@@ -262,10 +295,11 @@ class IKGenerator(nn.Module):
             return x.reshape(B, per, M, x.shape[-1]).permute(2, 0, 1, 3).reshape(M, B * per, x.shape[-1])
 
         out = self.generate(to_members(cond), to_members(z))  # (M, B*per, out)
+        pos = to_members(position.to(self.device, torch.float64)[:, None].expand(B, K, 3)) if self.config.base_symmetry else None
         if M == 1:
-            q = self.decode(out).reshape(B, K, -1)
+            q = self.decode(out, pos).reshape(B, K, -1)
         else:
-            q = self.decode(out).reshape(M, B, per, -1).permute(1, 2, 0, 3).reshape(B, per * M, -1)[:, :K]
+            q = self.decode(out, pos).reshape(M, B, per, -1).permute(1, 2, 0, 3).reshape(B, per * M, -1)[:, :K]
         member = torch.arange(K, device=self.device) % M
         return SampleResult(q, member, z)
 
