@@ -41,6 +41,10 @@ def main() -> None:
         if "finetuned_from" in tr:
             minutes += tr["finetuned_from"]["training"].get("wall_seconds", float("nan")) / 60
         method = info.metadata["method"] + (" + CEMSSL" if "finetuned_from" in tr else "")
+        if model.num_classes:
+            method += " (branch classes)"
+        if "pruning" in tr:
+            method += f" ({model.num_members} of {len(tr['pruning']['member_errors_m'])} members)"
         orient = "-" if oe is None else f"{oe['mean']:.2f}"
         rows.append(f"| `{name}` | {method} | {model.config.target} | {pe['mean']:.3f} | {pe['median']:.3f} | {pe['p95']:.3f} | {orient} | {minutes:.1f} |")
     print("| model | method | targets | mean [mm] | median [mm] | p95 [mm] | orientation mean [deg] | training [min] |")
@@ -49,7 +53,9 @@ def main() -> None:
     print()
     for name in ORDER:
         if (root / f"{name}.json").is_file():
-            print(f"- `{name}`: `{json.loads((root / f'{name}.json').read_text())['training'].get('command', '')}`")
+            tr = json.loads((root / f"{name}.json").read_text())["training"]
+            then = f", then `{tr['pruning']['command']}`" if "pruning" in tr else ""
+            print(f"- `{name}`: `{tr.get('command', '')}`{then}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
 

@@ -230,23 +230,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation.precision import evaluate_precision
+def _load_model_and_chain(model_arg: str, urdf: str | None, device: str = "cpu"):
     from .kinematics import KinematicChain, load_robot
     from .kinematics.robots import ROBOT_DEFAULT_LINKS
     from .models import load_checkpoint
 
-    model, info = load_checkpoint(args.model, device=args.device)
+    model, info = load_checkpoint(model_arg, device=device)
     robot = info.metadata["robot"]
     name = robot["name"]
     if name in ROBOT_DEFAULT_LINKS or name.startswith(("planar", "artificial")):
         chain = load_robot(name, *((robot["base_link"], robot["tip_link"]) if name in ROBOT_DEFAULT_LINKS else (None, None)))
-    elif args.urdf:
-        chain = KinematicChain.from_urdf(args.urdf, robot["base_link"], robot["tip_link"])
+    elif urdf:
+        chain = KinematicChain.from_urdf(urdf, robot["base_link"], robot["tip_link"])
     else:
         raise CLIError(f"model is for robot {name!r}: pass its URDF with --urdf")
-    # verify the robot matches (raises on mismatch)
-    load_checkpoint(args.model, chain)
+    load_checkpoint(model_arg, chain)  # verify the robot matches (raises on mismatch)
+    return model, info, chain
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation.precision import evaluate_precision
+
+    model, info, chain = _load_model_and_chain(args.model, args.urdf, args.device)
     rep = evaluate_precision(model, chain, num_targets=args.targets, samples_per_target=args.samples, seed=args.seed)
     out = {"model": str(info.path), "method": info.metadata["method"], "target": model.config.target, **rep.to_dict()}
     if args.json:
@@ -259,6 +264,48 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             oe = out["orientation_error_deg"]
             print(f"  orientation err [deg] mean {oe['mean']:.4f}  median {oe['median']:.4f}  p95 {oe['p95']:.4f}  max {oe['max']:.4f}")
         print(f"  in limits {out['in_limits_fraction'] * 100:.2f} %   sampling time {out['seconds']:.3f} s")
+    return 0
+
+
+def _cmd_prune(args: argparse.Namespace) -> int:
+    import shlex
+
+    import torch
+
+    from .evaluation.precision import SELECTION_SEED_OFFSET, member_errors
+    from .learning.targets import sample_targets
+    from .models import save_checkpoint, select_members
+
+    if not args.max_ratio > 1:
+        raise CLIError(f"--max-ratio must be > 1, got {args.max_ratio}")
+    if args.targets < 1:
+        raise CLIError(f"--targets must be >= 1, got {args.targets}")
+    torch.set_num_threads(max(1, args.threads))
+    model, info, chain = _load_model_and_chain(args.model, args.urdf)
+    if model.num_classes:
+        raise CLIError("models with branch classes are not pruned (their members are not compared per class)")
+    if model.num_members < 2:
+        raise CLIError(f"{info.path} has {model.num_members} member: nothing to choose from")
+    targets = sample_targets(chain, args.targets, torch.Generator().manual_seed(args.seed + SELECTION_SEED_OFFSET))
+    errs = member_errors(model, chain, targets, seed=args.seed)
+    median = float(errs.median())
+    keep = [m for m in range(model.num_members) if float(errs[m]) <= args.max_ratio * median]
+    for m in range(model.num_members):
+        print(f"member {m}: mean position error {float(errs[m]) * 1e3:.4f} mm  {'kept' if m in keep else 'dropped'}")
+    print(f"median member {median * 1e3:.4f} mm; dropping members above {args.max_ratio:g}x that: kept {len(keep)} of {model.num_members}")
+    pruned = select_members(model, keep)
+    training = dict(info.training)
+    training["pruning"] = {
+        "source": str(info.path),
+        "command": "cemssl-ik " + shlex.join(sys.argv[1:]),
+        "selection_targets": args.targets,
+        "seed": args.seed,
+        "max_ratio": args.max_ratio,
+        "member_errors_m": [float(e) for e in errs],
+        "kept": keep,
+    }
+    path = save_checkpoint(args.out, pruned, chain, training)
+    print(f"saved {path} ({len(keep)} members)")
     return 0
 
 
@@ -490,6 +537,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=_cmd_eval)
+
+    pr = sub.add_parser("prune", help="drop ensemble members far less precise than the others (held-out selection targets)")
+    pr.add_argument("--model", required=True, help="shipped model name or checkpoint path")
+    pr.add_argument("--out", required=True, help="where to save the pruned checkpoint")
+    pr.add_argument("--max-ratio", type=float, default=2.0, help="drop members whose mean error exceeds this multiple of the median member's")
+    pr.add_argument("--targets", type=int, default=2000, help="selection targets (drawn apart from training and evaluation targets)")
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--threads", type=int, default=2)
+    pr.add_argument("--urdf", default=None, help="URDF of the model's robot when it is not a built-in one")
+    pr.set_defaults(func=_cmd_prune)
 
     so = sub.add_parser("solve", help="multi-solution IK of one target with a learned model (+ refinement)")
     so.add_argument("--model", required=True, help="shipped model name or checkpoint path")

@@ -161,3 +161,35 @@ def test_same_kinematics_under_other_names_loads_and_changed_kinematics_is_refus
     assert longer.kinematics_hash != chain.kinematics_hash
     with pytest.raises(CheckpointError, match="kinematics"):
         load_checkpoint(tmp_path / "m", longer)
+
+
+def test_prune_drops_an_imprecise_member_and_keeps_the_others_exactly(tmp_path):
+    """`cemssl-ik prune`: members far worse than the median are dropped; the rest are bit-identical."""
+    from cemssl_ik.learning import UnsupervisedConfig, UnsupervisedTrainer
+    from cemssl_ik.models import select_members
+
+    chain = planar_arm(3)
+    torch.manual_seed(0)
+    model = new_model(chain, ModelConfig(method="unsupervised", latent_dim=2, members=3, hidden=(64, 64), output="biternion"))
+    UnsupervisedTrainer(model, chain, UnsupervisedConfig(steps=300, batch_size=128, lr=2e-3, lr_final=1e-4, eval_every=0)).run()
+    with torch.no_grad():  # ruin member 1
+        for p in model.net.parameters():
+            p[1].add_(0.5 * torch.randn_like(p[1]))
+    save_checkpoint(tmp_path / "ens", model, chain, {"command": "test"})
+    run = subprocess.run(
+        [sys.executable, "-m", "cemssl_ik.cli", "prune", "--model", str(tmp_path / "ens"), "--out", str(tmp_path / "pruned"), "--targets", "300", "--threads", "1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "member 1: " in run.stdout and "dropped" in run.stdout.splitlines()[1] and "kept 2 of 3" in run.stdout
+    pruned, info = load_checkpoint(tmp_path / "pruned", chain)
+    assert pruned.num_members == 2 and info.training["pruning"]["kept"] == [0, 2] and info.training["command"] == "test"
+    pos = chain.forward(chain.sample_configurations(20, torch.Generator().manual_seed(1))).position
+    z = torch.randn(20, 2, 2)
+    want = select_members(model, [0, 2]).eval().sample(pos, num_samples=2, z=z).q
+    assert torch.equal(pruned.eval().sample(pos, num_samples=2, z=z).q, want)
+    assert torch.equal(want[:, 0], model.eval().sample(pos, num_samples=3, z=torch.cat([z[:, :1], z], 1)).q[:, 0])  # member 0 unchanged
+    with pytest.raises(ValueError, match="distinct member indices"):
+        select_members(model, [0, 0])
+    single = subprocess.run([sys.executable, "-m", "cemssl_ik.cli", "prune", "--model", str(tmp_path / "pruned"), "--out", str(tmp_path / "x"), "--max-ratio", "1"], capture_output=True, text=True, timeout=120)
+    assert single.returncode == 2 and "--max-ratio must be > 1" in single.stderr

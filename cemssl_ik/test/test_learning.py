@@ -64,13 +64,36 @@ def test_every_model_trains_and_samples_with_the_right_shapes(method, target):
         assert tr.step_count == 3
     fk = chain.forward(chain.sample_configurations(5, torch.Generator().manual_seed(0)))
     res = model.sample(fk.position, fk.rotation if target == "pose" else None, num_samples=7)
-    assert res.q.shape == (5, 7, 6) and res.member.shape == (7,) and res.z.shape == (5, 7, model.latent_dim)
+    assert res.q.shape == (5, 7, 6) and res.member.shape == (5, 7) and res.z.shape == (5, 7, model.latent_dim)
     assert torch.isfinite(res.q).all()
     lo, hi = chain.learning_limits()
     assert (res.q >= torch.tensor(lo) - 1e-5).all() and (res.q <= torch.tensor(hi) + 1e-5).all()
     if target == "pose":
         with pytest.raises(ValueError, match="rotation"):
             model.sample(fk.position, None)
+
+
+def test_member_offsets_spread_few_samples_over_the_ensemble():
+    chain = load_robot("ur3")
+    torch.manual_seed(0)
+    model = new_model(chain, small("cemssl", chain, members=3)).eval()
+    pos = chain.forward(chain.sample_configurations(6, torch.Generator().manual_seed(0))).position
+    z = torch.randn(6, 5, model.latent_dim)
+    plain = model.sample(pos, None, 5, z=z)
+    assert torch.equal(plain.member, (torch.arange(5) % 3).expand(6, 5))
+    offset = torch.arange(6) % 3
+    spread = model.sample(pos, None, 5, z=z, member_offset=offset)
+    assert torch.equal(spread.member, (torch.arange(5)[None] + offset[:, None]) % 3)
+    # every sample is exactly what its member gives for that (target, z)
+    cond = model.encode_targets(pos)[:, None].expand(6, 5, -1)
+    for m in range(3):
+        own = model.decode(model.generate(cond.reshape(1, 30, -1).expand(3, -1, -1).contiguous(), z.reshape(1, 30, -1).expand(3, -1, -1).contiguous()))[m].reshape(6, 5, -1)
+        sel = spread.member == m
+        assert torch.allclose(spread.q[sel], own[sel], atol=1e-6)
+    # one sample per target: the evaluation's offsets make every member serve a third of the targets
+    assert torch.equal(model.sample(pos, None, 1, member_offset=offset).member[:, 0], offset)
+    with pytest.raises(ValueError, match="member_offset"):
+        model.sample(pos, None, 1, member_offset=torch.zeros(5))
 
 
 @pytest.mark.parametrize("method", ["cemssl", "cvae", "cinn"])

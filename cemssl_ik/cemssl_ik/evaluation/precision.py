@@ -12,7 +12,11 @@ from ..kinematics.transforms import rotation_angle
 from ..learning.targets import EVAL_SEED_OFFSET, TargetBatch, sample_targets
 from ..models.generators import IKGenerator
 
-__all__ = ["PrecisionReport", "evaluate_precision", "summarize"]
+__all__ = ["PrecisionReport", "evaluate_precision", "member_errors", "summarize", "SELECTION_SEED_OFFSET"]
+
+#: targets for choosing among members (``cemssl-ik prune``) are drawn with seed + this offset:
+#: distinct from training draws and from the evaluation's EVAL_SEED_OFFSET
+SELECTION_SEED_OFFSET = 2_000_029
 
 
 def summarize(values: torch.Tensor) -> dict[str, float]:
@@ -92,7 +96,10 @@ def evaluate_precision(
             # that exists for this target), then for the others in turn
             own = model.branch_labeler(t.q)
             classes = (own[:, None] + model.slot_classes(samples_per_target)[None].cpu()) % model.num_classes
-        res = model.sample(t.position, rot, samples_per_target, generator=gen, classes=classes)
+        # target i's first sample from member i mod M: with few samples per target every member
+        # still serves its share, so the figures are those of the whole ensemble
+        offset = torch.arange(s, s + len(t)) % model.num_members
+        res = model.sample(t.position, rot, samples_per_target, generator=gen, classes=classes, member_offset=offset)
         elapsed += time.perf_counter() - t0
         q = res.q.double().cpu()
         fk = chain.forward(q)
@@ -107,3 +114,15 @@ def evaluate_precision(
         torch.cat(in_lim),
         elapsed,
     )
+
+
+@torch.no_grad()
+def member_errors(model: IKGenerator, chain: KinematicChain, targets: TargetBatch, seed: int = 0) -> torch.Tensor:
+    """(M,) mean position error (metres) of each ensemble member alone on ``targets``, one sample each."""
+    M, N = model.num_members, len(targets)
+    rot = targets.rotation if model.config.target == "pose" else None
+    errs = []
+    for m in range(M):
+        res = model.sample(targets.position, rot, 1, generator=torch.Generator(device=model.device).manual_seed(seed), member_offset=torch.full((N,), m))
+        errs.append((chain.forward(res.q[:, 0].double().cpu()).position - targets.position).norm(dim=-1).mean())
+    return torch.stack(errs)

@@ -345,7 +345,7 @@ def section_ur3_position(ctx: Context) -> dict:
     M = model.num_members
     res = model.sample(targets.position[:1], None, 2 * M, generator=torch.Generator().manual_seed(ctx.seed + 3))
     q = res.q[0].double()
-    plot_arm_overlays(chain, q, targets.position[0].tolist(), ctx.figure("ur3_position_overlays.png"), labels=[f"member {int(m)}" for m in res.member], title="ur3_cemssl_position: 2 samples per ensemble member, one target")
+    plot_arm_overlays(chain, q, targets.position[0].tolist(), ctx.figure("ur3_position_overlays.png"), labels=[f"member {int(m)}" for m in res.member[0]], title="ur3_cemssl_position: 2 samples per ensemble member, one target")
     out["figures"]["overlays"] = "results/ur3_position_overlays.png"
     # workspace cross-section (x-z plane through the base axis) of the CEMSSL model's error
     n = s.cross_section

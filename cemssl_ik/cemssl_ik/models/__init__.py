@@ -2,7 +2,7 @@
 
 from .checkpoint import FORMAT_VERSION, CheckpointError, CheckpointInfo, load_checkpoint, read_metadata, resolve_model_path, save_checkpoint
 from .encoding import JointCodec, TargetEncoder
-from .generators import CGAN, CINN, CVAE, METHODS, IKGenerator, MLPGenerator, ModelConfig, SampleResult, build_generator
+from .generators import CGAN, CINN, CVAE, METHODS, IKGenerator, MLPGenerator, ModelConfig, SampleResult, build_generator, select_members
 from .networks import BatchedLinear, BatchedMLP
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "ModelConfig",
     "SampleResult",
     "build_generator",
+    "select_members",
     "BatchedLinear",
     "BatchedMLP",
     "new_model",

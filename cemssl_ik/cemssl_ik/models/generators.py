@@ -27,7 +27,7 @@ from ..kinematics.branches import BranchLabeler, branch_labeler
 from .encoding import OUTPUT_KINDS, TARGET_KINDS, JointCodec, TargetEncoder
 from .networks import ACTIVATIONS, BatchedMLP
 
-__all__ = ["METHODS", "ModelConfig", "IKGenerator", "MLPGenerator", "CVAE", "CGAN", "CINN", "build_generator", "SampleResult"]
+__all__ = ["METHODS", "ModelConfig", "IKGenerator", "MLPGenerator", "CVAE", "CGAN", "CINN", "build_generator", "select_members", "SampleResult"]
 
 #: training methods and the generator class each produces
 METHODS = ("cemssl", "emssl", "cvae", "cgan", "cinn", "unsupervised")
@@ -122,7 +122,7 @@ class SampleResult:
 
     Attributes:
         q: (B, K, dof) joint values within the learning limits.
-        member: (K,) ensemble member that produced sample k.
+        member: (B, K) ensemble member that produced each sample.
         z: (B, K, Z) latents used.
     """
 
@@ -250,8 +250,10 @@ class IKGenerator(nn.Module):
         generator: torch.Generator | None = None,
         z: torch.Tensor | None = None,
         classes: torch.Tensor | None = None,
+        member_offset: torch.Tensor | None = None,
     ) -> SampleResult:
-        """K = ``num_samples`` joint samples per target; sample k comes from member k mod M.
+        """K = ``num_samples`` joint samples per target; sample k of target b comes from member
+        (k + member_offset[b]) mod M (offset 0 unless given).
 
         Args:
             position: (B, 3) target positions (metres) in the chain base frame.
@@ -261,6 +263,11 @@ class IKGenerator(nn.Module):
             z: optional (B, K, Z) latents instead of random ones.
             classes: for models with branch classes: (B, K) or (K,) class of each sample instead of
                 :meth:`slot_classes` (every class in turn); ignored when ``z`` is given.
+            member_offset: (B,) integers: the member of each target's first sample.  With fewer
+                samples than members (K = 1 in particular) the default sends every target to the
+                first members only; offsets spread over the members (``arange(B) % M``, as
+                :func:`~cemssl_ik.evaluation.precision.evaluate_precision` uses) make the samples
+                of a batch those of the ensemble as a whole.
         """
         if position.ndim != 2 or position.shape[-1] != 3:
             raise ValueError(f"position must be (B, 3), got {tuple(position.shape)}")
@@ -284,14 +291,22 @@ class IKGenerator(nn.Module):
             raise ValueError(f"z must be (B={B}, K={K}, Z={self.latent_dim}), got {tuple(z.shape)}")
         z = z.to(self.device, self.dtype)
         per = math.ceil(K / M)
-        # slot k -> member k % M, position k // M within that member's batch
-        pad = per * M - K
+        # slot j in [0, per * M) -> member j % M, position j // M within that member's batch;
+        # sample k of target b sits in slot (offset_b + k) mod (per * M)
+        slots = torch.arange(K, device=self.device).expand(B, K)
+        if member_offset is not None:
+            member_offset = torch.as_tensor(member_offset, device=self.device).long()
+            if member_offset.shape != (B,):
+                raise ValueError(f"member_offset must be (B={B},), got {tuple(member_offset.shape)}")
+            slots = (slots + member_offset[:, None]) % (per * M)
+        direct = member_offset is None and per * M == K  # slots in order, none empty: plain reshapes
 
         def to_members(x: torch.Tensor) -> torch.Tensor:
             if M == 1:
                 return x.reshape(1, B * K, x.shape[-1])
-            if pad:
-                x = torch.cat([x, x.new_zeros(B, pad, x.shape[-1])], dim=1)
+            if not direct:
+                full = x.new_zeros(B, per * M, x.shape[-1])
+                x = full.scatter(1, slots[..., None].expand(B, K, x.shape[-1]), x)
             return x.reshape(B, per, M, x.shape[-1]).permute(2, 0, 1, 3).reshape(M, B * per, x.shape[-1])
 
         out = self.generate(to_members(cond), to_members(z))  # (M, B*per, out)
@@ -299,9 +314,9 @@ class IKGenerator(nn.Module):
         if M == 1:
             q = self.decode(out, pos).reshape(B, K, -1)
         else:
-            q = self.decode(out, pos).reshape(M, B, per, -1).permute(1, 2, 0, 3).reshape(B, per * M, -1)[:, :K]
-        member = torch.arange(K, device=self.device) % M
-        return SampleResult(q, member, z)
+            q = self.decode(out, pos).reshape(M, B, per, -1).permute(1, 2, 0, 3).reshape(B, per * M, -1)
+            q = q if direct else torch.gather(q, 1, slots[..., None].expand(B, K, q.shape[-1]))
+        return SampleResult(q, slots % M, z)
 
 
 class MLPGenerator(IKGenerator):
@@ -406,6 +421,20 @@ class CINN(IKGenerator):
 
 
 _CLASSES = {"cemssl": MLPGenerator, "emssl": MLPGenerator, "unsupervised": MLPGenerator, "cvae": CVAE, "cgan": CGAN, "cinn": CINN}
+
+
+def select_members(model: IKGenerator, keep: list[int]) -> IKGenerator:
+    """A copy of an ensemble (:class:`MLPGenerator`) with only the members ``keep``, in that order."""
+    if type(model) is not MLPGenerator:
+        raise ValueError(f"only cemssl / emssl / unsupervised ensembles have members to select, not {model.config.method!r}")
+    keep = [int(k) for k in keep]
+    if not keep or len(set(keep)) != len(keep) or min(keep) < 0 or max(keep) >= model.num_members:
+        raise ValueError(f"keep must be distinct member indices in [0, {model.num_members}), got {keep}")
+    config = ModelConfig.from_dict({**model.config.to_dict(), "members": len(keep)})
+    out = build_generator(config, model.target_encoder, model.codec).to(model.device, model.dtype)
+    idx = torch.as_tensor(keep, device=model.device)
+    out.load_state_dict({k: v.index_select(0, idx).clone() for k, v in model.state_dict().items()})
+    return out
 
 
 def build_generator(config: ModelConfig, target_encoder: TargetEncoder, codec: JointCodec) -> IKGenerator:
