@@ -166,6 +166,7 @@ def test_same_kinematics_under_other_names_loads_and_changed_kinematics_is_refus
 def test_prune_drops_an_imprecise_member_and_keeps_the_others_exactly(tmp_path):
     """`cemssl-ik prune`: members far worse than the median are dropped; the rest are bit-identical."""
     from cemssl_ik.learning import UnsupervisedConfig, UnsupervisedTrainer
+
     from cemssl_ik.models import select_members
 
     chain = planar_arm(3)
