@@ -768,7 +768,7 @@ def render_markdown(report: dict) -> str:
         L += [
             "## UR3 position-only (paper 000 Table II and Fig. 4)",
             "",
-            f"Shipped models, model alone (no refinement), one sample per target on {s['num_targets']} held-out targets (FK of uniform joints). "
+            f"Shipped models, model alone (no refinement), one sample per target on {s['num_targets']} held-out targets (FK of uniform joints; an ensemble's samples spread over its members, target i's from member i mod M). "
             f"Class coverage: share of the configuration classes (shoulder, elbow, wrist) that the analytic IK reaches at the position "
             f"(over {s['reference_orientations']} random orientations) which are hit by at least one of {s['diversity_samples']} samples within 1 cm, "
             f"averaged over {s['diversity_targets']} targets. MMD: multi-scale inverse-multiquadric MMD between the samples and that "
