@@ -31,7 +31,7 @@ import torch
 from . import kernels
 from .kinematics.chain import KinematicChain
 from .kinematics.limits import nearest_periodic_copy
-from .kinematics.transforms import quaternion_to_matrix, rotation_angle
+from .kinematics.transforms import quaternion_to_matrix, rotation_angle, rotation_log, skew
 from .kinematics.ur_analytic import ur_branch_ids_numpy
 from .models.generators import IKGenerator, MLPGenerator
 
@@ -138,15 +138,6 @@ class IKResult:
     timings: dict = field(default_factory=dict)
 
 
-def _rotation_log(R: torch.Tensor) -> torch.Tensor:
-    """(N, 3, 3) rotation -> (N, 3) axis * angle (robust near 0; accurate enough near pi for LM)."""
-    angle = rotation_angle(torch.eye(3, dtype=R.dtype, device=R.device).expand_as(R), R)
-    v = torch.stack([R[:, 2, 1] - R[:, 1, 2], R[:, 0, 2] - R[:, 2, 0], R[:, 1, 0] - R[:, 0, 1]], dim=-1)
-    s = torch.sin(angle)
-    scale = torch.where(s.abs() > 1e-9, angle / (2 * s), 0.5 + angle**2 / 12)
-    return v * scale[:, None]
-
-
 def pose_error(chain: KinematicChain, q: torch.Tensor, position: torch.Tensor, rotation: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Position (N,) metres and orientation (N,) radians errors of q (N, dof) against targets."""
     fk = chain.forward(q)
@@ -187,7 +178,7 @@ def refine(
     def residual(fk, p, R) -> torch.Tensor:
         e = p - fk.position
         if R is not None:
-            e = torch.cat([e, _rotation_log(R @ fk.rotation.transpose(-1, -2))], dim=-1)
+            e = torch.cat([e, rotation_log(R @ fk.rotation.transpose(-1, -2))], dim=-1)
         return e
 
     idx = torch.arange(q.shape[0], device=q.device)
@@ -274,7 +265,7 @@ class _NumpySampler:
         if self.symmetric:  # see TargetEncoder.canonicalize
             u, v, a = (t.numpy() for t in enc._frame)
             self.axis_point, self.u, self.v, self.a = np.asarray(enc.axis_point), u, v, a
-            K = np.array([[0.0, -a[2], a[1]], [a[2], 0.0, -a[0]], [-a[1], a[0], 0.0]])
+            K = skew(a)
             self.K, self.K2 = K, K @ K
         self.C, self.noise_dim, self.M = model.num_classes, model.noise_dim, model.num_members
         self._slot_classes = model.slot_classes

@@ -16,6 +16,7 @@ __all__ = [
     "matrix_to_quaternion",
     "quaternion_to_matrix",
     "rotation_angle",
+    "rotation_log",
     "matrix_to_rot6d",
     "rot6d_to_matrix",
     "skew",
@@ -106,6 +107,15 @@ def rotation_angle(R_a: torch.Tensor, R_b: torch.Tensor) -> torch.Tensor:
     )
     trace = R_rel[..., 0, 0] + R_rel[..., 1, 1] + R_rel[..., 2, 2]
     return torch.atan2(torch.linalg.vector_norm(sin_vec, dim=-1), trace - 1.0)
+
+
+def rotation_log(R: torch.Tensor) -> torch.Tensor:
+    """(N, 3, 3) rotation -> (N, 3) axis * angle (robust near 0; accurate enough near pi for LM)."""
+    angle = rotation_angle(torch.eye(3, dtype=R.dtype, device=R.device).expand_as(R), R)
+    v = torch.stack([R[:, 2, 1] - R[:, 1, 2], R[:, 0, 2] - R[:, 2, 0], R[:, 1, 0] - R[:, 0, 1]], dim=-1)
+    s = torch.sin(angle)
+    scale = torch.where(s.abs() > 1e-9, angle / (2 * s), 0.5 + angle**2 / 12)
+    return v * scale[:, None]
 
 
 def matrix_to_rot6d(R: torch.Tensor) -> torch.Tensor:

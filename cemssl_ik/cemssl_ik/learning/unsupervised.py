@@ -25,7 +25,7 @@ from typing import Sequence
 import torch
 
 from ..kinematics.chain import KinematicChain
-from ..kinematics.transforms import rotation_angle
+from ..kinematics.transforms import rotation_angle, rotation_log
 from ..models.generators import IKGenerator
 from .loop import StepTrainer
 from .schedule import adam
@@ -107,9 +107,7 @@ class FKLoss:
             err = fk.position - position.to(q)  # (B, 3)
             J = fk.jacobian[:, :3]
             if rotation is not None and self.rotation_weight:
-                # small-angle rotation error of R_fk R_t^T as a base-frame vector (its direction is exact)
-                Re = fk.rotation @ rotation.to(q).transpose(-1, -2)
-                rot_err = 0.5 * torch.stack([Re[:, 2, 1] - Re[:, 1, 2], Re[:, 0, 2] - Re[:, 2, 0], Re[:, 1, 0] - Re[:, 0, 1]], dim=-1)
+                rot_err = rotation_log(fk.rotation @ rotation.to(q).transpose(-1, -2))  # base frame, axis * angle
                 w = self.rotation_weight**0.5
                 err = torch.cat([err, w * rot_err], dim=-1)
                 J = torch.cat([J, w * fk.jacobian[:, 3:]], dim=1)
