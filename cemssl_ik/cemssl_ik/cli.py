@@ -176,6 +176,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         exploration_noise=0.0 if finetuning or args.warmup_steps or args.pretrain_steps else args.exploration,
         fk_loss_weight=args.fk_loss_weight,
         fk_position_loss=args.fk_loss,
+        fk_loss_targets=args.fk_loss_targets,
         projected_targets=not args.plain_targets,
         keep_best=not args.no_keep_best,
         eval_every=args.eval_every,
@@ -518,6 +519,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("squared", "gauss-newton"),
         default="squared",
         help="form of the FK loss (unsupervised, --warmup-steps, --fk-loss-weight): squared tip distance, or its Gauss-Newton form (trains along damped least-squares joint steps)",
+    )
+    tr.add_argument(
+        "--fk-loss-targets",
+        choices=("desired", "reached"),
+        default="desired",
+        help="targets of the --fk-loss-weight term: the sampled ones (a second network pass per step) or the reached ones the CEMSSL term trains on (shares its pass)",
     )
     tr.add_argument("--lr", type=float, default=None, help="initial learning rate (default 1.5e-3; 3e-4 when fine-tuning or after --pretrain-steps; 1e-3 supervised)")
     tr.add_argument("--lr-final", type=float, default=1e-5, help="final learning rate (cosine decay)")

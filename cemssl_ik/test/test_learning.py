@@ -9,6 +9,7 @@ import torch
 from cemssl_ik.evaluation.precision import evaluate_precision
 from cemssl_ik.kinematics import load_robot, planar_arm
 from cemssl_ik.learning import CEMSSLConfig, CEMSSLTrainer, FKLoss, SphereObstacle, UnsupervisedConfig, UnsupervisedTrainer
+from cemssl_ik.learning.forward_model import AnalyticForwardModel, ForwardResult
 from cemssl_ik.learning.supervised import SupervisedConfig, SupervisedTrainer
 
 from cemssl_ik.models import CINN, JointCodec, ModelConfig, TargetEncoder, new_model
@@ -292,3 +293,76 @@ def test_trainers_use_fused_adam_and_a_resumed_cemssl_run_continues_exactly():
     b.step()
     for pa, pb in zip(a.model.parameters(), b.model.parameters()):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+
+
+class _FlakyForwardModel:
+    """Exact FK that fails on every third sample: NaN pose and joints, valid False (a robot that
+    timed out or a simulator that diverged)."""
+
+    def __init__(self, chain) -> None:
+        self.inner = AnalyticForwardModel(chain)
+
+    def evaluate(self, q: torch.Tensor) -> ForwardResult:
+        res = self.inner.evaluate(q)
+        bad = torch.arange(len(q)) % 3 == 0
+        nan = float("nan")
+        return ForwardResult(
+            res.q.masked_fill(bad[:, None], nan),
+            res.position.masked_fill(bad[:, None], nan),
+            res.rotation.masked_fill(bad[:, None, None], nan),
+            res.valid & ~bad,
+        )
+
+
+@pytest.mark.parametrize(("fk_loss_targets", "fk_loss_weight"), [("desired", 0.0), ("reached", 1.0)])
+def test_cemssl_trains_through_forward_model_failures(fk_loss_targets, fk_loss_weight):
+    torch.manual_seed(0)
+    chain = planar_arm(3, limit=math.pi / 2)
+    model = new_model(chain, small("cemssl", chain))
+    before = evaluate_precision(model, chain, 500, seed=3).position_error.mean()
+    cfg = CEMSSLConfig(
+        iterations=20, epochs=3, samples_per_iteration=1024, lr=2e-3, lr_final=1e-4, exploration_noise=0.25, exploration_fraction=0.5, fk_loss_weight=fk_loss_weight, fk_loss_targets=fk_loss_targets, eval_every=0, seed=0
+    )
+    trainer = CEMSSLTrainer(model, chain, cfg, forward_model=_FlakyForwardModel(chain))
+    trainer.run()
+    assert all(h["valid_fraction"] == pytest.approx(2 / 3, abs=1e-3) for h in trainer.history)
+    assert all(math.isfinite(h["train_loss"]) for h in trainer.history)
+    assert all(torch.isfinite(p).all() for p in model.parameters()), "a failed sample reached the weights"
+    after = evaluate_precision(model, chain, 500, seed=3).position_error.mean()
+    assert after * 5 <= before, f"mean error {before * 1e3:.1f} mm -> {after * 1e3:.1f} mm"
+
+
+def test_fk_loss_targets_is_validated():
+    with pytest.raises(ValueError, match="fk_loss_targets"):
+        CEMSSLConfig(fk_loss_targets="nowhere")
+
+
+def test_fk_loss_on_reached_targets_shares_the_cemssl_pass():
+    torch.manual_seed(0)
+    chain = planar_arm(3, limit=math.pi / 2)
+    init = new_model(chain, small("cemssl", chain)).state_dict()
+    trainers, calls = {}, {}
+    for where in ("desired", "reached"):
+        model = new_model(chain, small("cemssl", chain))
+        model.load_state_dict(init)
+        cfg = CEMSSLConfig(epochs=1, samples_per_iteration=256, training_batch=64, fk_loss_weight=10.0, fk_loss_targets=where, exploration_noise=0.0, eval_every=0, seed=1)
+        trainers[where] = CEMSSLTrainer(model, chain, cfg)
+    data, _ = trainers["desired"].sample_phase()
+    trainers["reached"].sample_phase()  # the same draws: both trainers' RNGs stay in step
+    # with the desired targets set to the reached ones, both forms are the same loss
+    data["desired_position"] = data["reached_position"].double().clone()
+    losses = {}
+    for where, tr in trainers.items():
+        generate, calls[where] = tr.model.generate, 0
+
+        def counted(*args, _generate=generate, _where=where):
+            calls[_where] += 1
+            return _generate(*args)
+
+        tr.model.generate = counted
+        losses[where] = tr.train_phase(data)
+    assert losses["reached"] == pytest.approx(losses["desired"], rel=1e-5)
+    for pa, pb in zip(trainers["desired"].model.parameters(), trainers["reached"].model.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-6)
+    # one network pass per training step instead of two (256 samples / batch 64 = 4 steps)
+    assert (calls["desired"], calls["reached"]) == (8, 4)

@@ -31,7 +31,10 @@ from .schedule import adam, cosine_lr, progress
 from .targets import TargetBatch, sample_targets
 from .unsupervised import FKLoss
 
-__all__ = ["CEMSSLConfig", "CEMSSLTrainer", "IterationStats"]
+__all__ = ["CEMSSLConfig", "CEMSSLTrainer", "IterationStats", "FK_LOSS_TARGETS"]
+
+#: where the optional FK-loss term asks the model to reach (:attr:`CEMSSLConfig.fk_loss_targets`)
+FK_LOSS_TARGETS = ("desired", "reached")
 
 
 @dataclass
@@ -62,6 +65,9 @@ class CEMSSLConfig:
         exploration_fraction: fraction of the iterations with exploration.
         fk_loss_weight: weight of the optional unsupervised FK-loss term (paper 002) on sampled targets.
         fk_position_loss: ``"squared"`` or ``"gauss-newton"`` form of that term (see :class:`FKLoss`).
+        fk_loss_targets: where that term asks the model to reach: ``"desired"`` (the sampled targets,
+            a second network pass per training step) or ``"reached"`` (the reached targets the MSE
+            term trains on, sharing its network pass: about half the network cost of a step).
         eval_every: evaluate precision every this many iterations (0: never).
         eval_targets: held-out targets for those evaluations.
         convergence_window: stop when the best evaluated mean error improved by less than
@@ -85,6 +91,7 @@ class CEMSSLConfig:
     exploration_fraction: float = 0.5
     fk_loss_weight: float = 0.0
     fk_position_loss: str = "squared"
+    fk_loss_targets: str = "desired"
     eval_every: int = 10
     eval_targets: int = 1000
     convergence_window: int = 0
@@ -104,6 +111,8 @@ class CEMSSLConfig:
             raise ValueError("fk_loss_weight, max_seconds and eval_every must be >= 0")
         if self.fk_position_loss not in FKLoss.POSITION_LOSSES:
             raise ValueError(f"fk_position_loss must be one of {FKLoss.POSITION_LOSSES}, got {self.fk_position_loss!r}")
+        if self.fk_loss_targets not in FK_LOSS_TARGETS:
+            raise ValueError(f"fk_loss_targets must be one of {FK_LOSS_TARGETS}, got {self.fk_loss_targets!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -218,10 +227,16 @@ class CEMSSLTrainer:
         t2 = time.perf_counter()
         valid = res.valid.reshape(M, N)
         err = (res.position - targets.position).norm(dim=-1).reshape(M, N)
-        q_meas = self._wrap_measured(res.q.reshape(M, N, -1).double())
+        # samples the forward model failed on get zero weight in training; their pose and joints
+        # (possibly NaN) are replaced by the desired target and the commanded joints, since a NaN
+        # times a zero weight would still be NaN
+        ok = res.valid.reshape(-1, 1)
+        position = torch.where(ok, res.position, targets.position)
+        rotation = torch.where(ok[..., None], res.rotation, targets.rotation)
+        q_meas = self._wrap_measured(torch.where(ok, res.q, q.reshape(M * N, -1)).reshape(M, N, -1).double())
         z = m.relabel(z, q_meas)  # the branch actually reached (a no-op without branch classes)
-        cond_reached = m.encode_targets(res.position, res.rotation if m.config.target == "pose" else None).reshape(M, N, -1)
-        reached = res.position.reshape(M, N, 3)
+        cond_reached = m.encode_targets(position, rotation if m.config.target == "pose" else None).reshape(M, N, -1)
+        reached = position.reshape(M, N, 3)
         if c.projected_targets:
             q_meas = self._project_targets(cond_reached, z, q_meas, reached)
         data = {
@@ -229,6 +244,7 @@ class CEMSSLTrainer:
             "z": z,
             "target": m.normalize_joints(q_meas, reached).to(m.device, m.dtype),
             "valid": valid.to(m.device),
+            "reached_position": reached.to(m.device, m.dtype),
             "desired_position": targets.position.reshape(M, N, 3),
             "desired_rotation": targets.rotation.reshape(M, N, 3, 3),
         }
@@ -296,12 +312,18 @@ class CEMSSLTrainer:
                 w = torch.gather(weight, 1, idx)
                 pred = m.generate(cond, z)
                 loss = (((pred - tgt) ** 2).mean(-1) * w).sum() / w.sum().clamp_min(1.0) * M
-                if self._fk_loss is not None:
-                    dp = torch.gather(data["desired_position"].to(m.device, m.dtype), 1, idx[..., None].expand(-1, -1, 3))
-                    dcond = m.encode_targets(dp.reshape(-1, 3)).reshape(M, -1, m.cond_dim) if m.config.target == "position" else None
-                    if dcond is not None:
-                        q_pred = m.decode(m.generate(dcond, z), dp)
-                        loss = loss + c.fk_loss_weight * self._fk_loss(q_pred.reshape(-1, q_pred.shape[-1]), dp.reshape(-1, 3)).mean()
+                if self._fk_loss is not None and m.config.target == "position":
+                    if c.fk_loss_targets == "reached":
+                        # the MSE's own pass: (p', z) -> q_pred should reach p' itself
+                        dp = torch.gather(data["reached_position"], 1, idx[..., None].expand(-1, -1, 3))
+                        q_pred = m.decode(pred, dp)
+                    else:
+                        dp = torch.gather(data["desired_position"].to(m.device, m.dtype), 1, idx[..., None].expand(-1, -1, 3))
+                        q_pred = m.decode(m.generate(m.encode_targets(dp.reshape(-1, 3)).reshape(M, -1, m.cond_dim), z), dp)
+                    fk = self._fk_loss(q_pred.reshape(-1, q_pred.shape[-1]), dp.reshape(-1, 3))
+                    if c.fk_loss_targets == "reached":  # only what the forward model did reach
+                        fk = (fk * w.reshape(-1)).sum() / w.sum().clamp_min(1.0)
+                    loss = loss + c.fk_loss_weight * fk.mean()
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
