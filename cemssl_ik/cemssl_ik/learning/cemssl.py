@@ -317,16 +317,16 @@ class CEMSSLTrainer:
                 loss = (((pred - tgt) ** 2).mean(-1) * w).sum() / w.sum().clamp_min(1.0) * M
                 if self._fk_loss is not None and m.config.target == "position":
                     if c.fk_loss_targets == "reached":
-                        # the MSE's own pass: (p', z) -> q_pred should reach p' itself
+                        # the MSE's own pass: (p', z) -> q_pred should reach p' itself; only what
+                        # the forward model did reach counts
                         dp = torch.gather(data["reached_position"], 1, idx[..., None].expand(-1, -1, 3))
-                        q_pred = m.decode(pred, dp)
+                        fk = self._fk_loss(m.decode(pred, dp).reshape(-1, m.codec.dof), dp.reshape(-1, 3))
+                        fk = (fk * w.reshape(-1)).sum() / w.sum().clamp_min(1.0)
                     else:
                         dp = torch.gather(data["desired_position"].to(m.device, m.dtype), 1, idx[..., None].expand(-1, -1, 3))
                         q_pred = m.decode(m.generate(m.encode_targets(dp.reshape(-1, 3)).reshape(M, -1, m.cond_dim), z), dp)
-                    fk = self._fk_loss(q_pred.reshape(-1, q_pred.shape[-1]), dp.reshape(-1, 3))
-                    if c.fk_loss_targets == "reached":  # only what the forward model did reach
-                        fk = (fk * w.reshape(-1)).sum() / w.sum().clamp_min(1.0)
-                    loss = loss + c.fk_loss_weight * fk.mean()
+                        fk = self._fk_loss(q_pred.reshape(-1, m.codec.dof), dp.reshape(-1, 3)).mean()
+                    loss = loss + c.fk_loss_weight * fk
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
