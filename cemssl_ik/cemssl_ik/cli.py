@@ -163,8 +163,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         activation=args.activation,
         base_symmetry=args.base_symmetry,
     )
-    if not args.adam_eps > 0:
-        raise CLIError(f"--adam-eps must be > 0, got {args.adam_eps}")
     if args.branches and args.warmup_steps:
         raise CLIError("--warmup-steps (FK loss) cannot teach branch classes; use --pretrain-steps with --branches")
     finetuning = args.finetune is not None
@@ -175,7 +173,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         training_batch=args.batch_size,
         lr=args.lr if args.lr is not None else (3e-4 if finetuning or args.pretrain_steps else 1.5e-3),
         lr_final=args.lr_final,
-        adam_eps=args.adam_eps,
         exploration_noise=0.0 if finetuning or args.warmup_steps or args.pretrain_steps else args.exploration,
         fk_loss_weight=args.fk_loss_weight,
         fk_position_loss=args.fk_loss,
@@ -186,13 +183,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_seconds=args.max_minutes * 60,
         seed=args.seed,
     )
-    sup = SupervisedConfig(steps=args.steps, batch_size=args.batch_size * 2, lr=args.lr or 1e-3, lr_final=args.lr_final, adam_eps=args.adam_eps, eval_every=max(1, args.steps // 10), max_seconds=args.max_minutes * 60, seed=args.seed)
+    sup = SupervisedConfig(steps=args.steps, batch_size=args.batch_size * 2, lr=args.lr or 1e-3, lr_final=args.lr_final, eval_every=max(1, args.steps // 10), max_seconds=args.max_minutes * 60, seed=args.seed)
     uns = UnsupervisedConfig(
         steps=args.steps,
         batch_size=args.batch_size * 2,
         lr=args.lr or 1e-3,
         lr_final=args.lr_final,
-        adam_eps=args.adam_eps,
         position_loss=args.fk_loss,
         eval_every=max(1, args.steps // 10),
         max_seconds=args.max_minutes * 60,
@@ -532,12 +528,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--lr", type=float, default=None, help="initial learning rate (default 1.5e-3; 3e-4 when fine-tuning or after --pretrain-steps; 1e-3 supervised)")
     tr.add_argument("--lr-final", type=float, default=1e-5, help="final learning rate (cosine decay)")
-    tr.add_argument(
-        "--adam-eps",
-        type=float,
-        default=1e-8,
-        help="Adam's epsilon, for every phase (default 1e-8, torch's); an FK loss near 0.1 mm has gradients below 1e-8, where the default shrinks Adam's steps",
-    )
     tr.add_argument("--eval-every", type=int, default=10, help="evaluate every this many CEMSSL iterations")
     tr.add_argument("--max-minutes", type=float, default=0.0, help="wall-time budget in minutes (0: none)")
     tr.add_argument("--device", default="cpu", help="cpu (default) or cuda")

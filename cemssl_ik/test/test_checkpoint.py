@@ -119,22 +119,18 @@ def test_cli_train_eval_and_resume(tmp_path):
 
 
 def test_cli_warmup_lr_is_separate_from_the_cemssl_lr(tmp_path):
-    """`--warmup-lr` sets the FK-loss warm start's rate; CEMSSL keeps `--lr`; a non-positive rate is refused.
-    `--adam-eps` reaches both phases; a non-positive one is refused too."""
+    """`--warmup-lr` sets the FK-loss warm start's rate; CEMSSL keeps `--lr`; a non-positive rate is refused."""
     out = tmp_path / "w"
     cmd = [sys.executable, "-m", "cemssl_ik.cli", "train", "--robot", "planar3", "--members", "1", "--hidden", "16,16", "--warmup-steps", "4",
            "--iterations", "2", "--epochs", "1", "--samples-per-iteration", "64", "--lr", "2e-6", "--lr-final", "1e-6", "--eval-every", "0",
            "--threads", "1", "--out", str(out)]
-    run = subprocess.run([*cmd, "--warmup-lr", "5e-4", "--adam-eps", "1e-12"], capture_output=True, text=True, timeout=300)
+    run = subprocess.run([*cmd, "--warmup-lr", "5e-4"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     phases = {p["phase"]: p for p in json.loads((tmp_path / "w.json").read_text())["training"]["phases"]}
     assert phases["warmup"]["config"]["lr"] == 5e-4 and phases["warmup"]["steps"] == 4
     assert phases["cemssl"]["config"]["lr"] == 2e-6
-    assert phases["warmup"]["config"]["adam_eps"] == 1e-12 and phases["cemssl"]["config"]["adam_eps"] == 1e-12
     bad = subprocess.run([*cmd, "--warmup-lr", "0"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--warmup-lr must be > 0" in bad.stderr
-    bad = subprocess.run([*cmd, "--adam-eps", "0"], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "--adam-eps must be > 0" in bad.stderr
 
 
 def prefixed_urdf(prefix: str = "ur_") -> str:

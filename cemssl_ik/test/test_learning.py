@@ -295,20 +295,6 @@ def test_trainers_use_fused_adam_and_a_resumed_cemssl_run_continues_exactly():
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
 
 
-def test_adam_eps_reaches_every_optimizer_and_is_validated():
-    chain = planar_arm(3, [0.4, 0.3, 0.2], limit=math.pi)
-    optimizers = [
-        CEMSSLTrainer(new_model(chain, small("cemssl", chain)), chain, CEMSSLConfig(adam_eps=1e-13)).optimizer,
-        UnsupervisedTrainer(new_model(chain, small("cemssl", chain)), chain, UnsupervisedConfig(adam_eps=1e-13)).optimizer,
-        *SupervisedTrainer(new_model(chain, small("cgan", chain)), chain, SupervisedConfig(adam_eps=1e-13)).optimizers,
-        *SupervisedTrainer(new_model(chain, small("cvae", chain)), chain, SupervisedConfig(adam_eps=1e-13)).optimizers,
-    ]
-    assert len(optimizers) == 5 and all(g["eps"] == 1e-13 for o in optimizers for g in o.param_groups)
-    for make in (CEMSSLConfig, UnsupervisedConfig):
-        with pytest.raises(ValueError, match="adam_eps"):
-            make(adam_eps=0.0)
-
-
 class _FlakyForwardModel:
     """Exact FK that fails on every third sample: NaN pose and joints, valid False (a robot that
     timed out or a simulator that diverged)."""

@@ -48,7 +48,6 @@ class CEMSSLConfig:
         inference_batch: M_R, batch size of the sampling (inference) phase.
         training_batch: M_T, batch size of a training step (per member).
         lr: initial Adam learning rate.
-        adam_eps: Adam's epsilon (see :func:`~.schedule.adam`).
         lr_final: learning rate at the last iteration (cosine decay over the iterations, or over
             ``max_seconds`` when that budget runs out first); = lr for a constant rate.
         target_set_size: size of the unlabeled target set U; 0 draws fresh targets every iteration.
@@ -88,7 +87,6 @@ class CEMSSLConfig:
     training_batch: int = 128
     lr: float = 1.5e-3
     lr_final: float = 1.5e-3
-    adam_eps: float = 1e-8
     target_set_size: int = 0
     projected_targets: bool = True
     keep_best: bool = True
@@ -110,8 +108,6 @@ class CEMSSLConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.lr > 0 and self.lr_final > 0):
             raise ValueError("learning rates must be > 0")
-        if not self.adam_eps > 0:
-            raise ValueError(f"adam_eps must be > 0, got {self.adam_eps}")
         if self.exploration_noise < 0 or not 0 <= self.exploration_fraction <= 1:
             raise ValueError("exploration_noise must be >= 0 and exploration_fraction in [0, 1]")
         if self.fk_loss_weight < 0 or self.max_seconds < 0 or self.eval_every < 0:
@@ -166,7 +162,7 @@ class CEMSSLTrainer:
         self.config = config
         self.forward_model = forward_model or AnalyticForwardModel(chain)
         self.params = list(model.generator_parameters())
-        self.optimizer = adam(self.params, config.lr, eps=config.adam_eps)
+        self.optimizer = adam(self.params, config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.iteration = 0
         self.history: list[dict] = []

@@ -33,7 +33,6 @@ class SupervisedConfig:
         steps: optimizer steps (each on a fresh FK-sampled batch).
         batch_size: samples per step and member.
         lr, lr_final: Adam learning rate with cosine decay.
-        adam_eps: Adam's epsilon (see :func:`~.schedule.adam`).
         dataset_size: if > 0, draw batches from a fixed dataset of this size instead of fresh samples.
         noise: std of Gaussian noise added to the normalized joints for the CINN (stabilizes the density).
         eval_every: evaluate precision every this many steps (0: never).
@@ -45,7 +44,6 @@ class SupervisedConfig:
     batch_size: int = 256
     lr: float = 1e-3
     lr_final: float = 1e-5
-    adam_eps: float = 1e-8
     dataset_size: int = 0
     noise: float = 1e-3
     eval_every: int = 2000
@@ -63,11 +61,11 @@ class SupervisedTrainer(StepTrainer):
         self.model, self.chain, self.config = model, chain, config
         self.generator = torch.Generator().manual_seed(config.seed)
         if isinstance(model, CGAN):
-            self.opt_g = adam(model.generator_net.parameters(), config.lr, betas=(0.5, 0.999), eps=config.adam_eps)
-            self.opt_d = adam(model.discriminator.parameters(), config.lr, betas=(0.5, 0.999), eps=config.adam_eps)
+            self.opt_g = adam(model.generator_net.parameters(), config.lr, betas=(0.5, 0.999))
+            self.opt_d = adam(model.discriminator.parameters(), config.lr, betas=(0.5, 0.999))
             self.optimizers = [self.opt_g, self.opt_d]
         else:
-            self.opt = adam(model.parameters(), config.lr, eps=config.adam_eps)
+            self.opt = adam(model.parameters(), config.lr)
             self.optimizers = [self.opt]
         self.dataset = sample_targets(chain, config.dataset_size, self.generator) if config.dataset_size else None
         self.step_count = 0

@@ -126,7 +126,6 @@ class UnsupervisedConfig:
         steps: optimizer steps; each draws a fresh batch of targets (a functionally infinite set).
         batch_size: targets per step and member.
         lr, lr_final: Adam learning rate, cosine-decayed to lr_final.
-        adam_eps: Adam's epsilon (see :func:`~.schedule.adam`).
         rotation_weight, limit_weight, obstacle_weight: loss weights (see :class:`FKLoss`).
         obstacles: list of {"center": [x, y, z], "radius": r, "margin": m}.
         position_loss: ``"squared"`` or ``"gauss-newton"`` (see :class:`FKLoss`).
@@ -139,7 +138,6 @@ class UnsupervisedConfig:
     batch_size: int = 512
     lr: float = 1e-3
     lr_final: float = 1e-5
-    adam_eps: float = 1e-8
     rotation_weight: float = 0.1
     limit_weight: float = 1.0
     obstacle_weight: float = 1.0
@@ -154,8 +152,6 @@ class UnsupervisedConfig:
             raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
         if not (self.lr > 0 and self.lr_final > 0):
             raise ValueError(f"learning rates must be > 0, got lr={self.lr}, lr_final={self.lr_final}")
-        if not self.adam_eps > 0:
-            raise ValueError(f"adam_eps must be > 0, got {self.adam_eps}")
         if self.position_loss not in FKLoss.POSITION_LOSSES:
             raise ValueError(f"position_loss must be one of {FKLoss.POSITION_LOSSES}, got {self.position_loss!r}")
 
@@ -173,7 +169,7 @@ class UnsupervisedTrainer(StepTrainer):
             raise ValueError("the FK loss cannot teach branch classes (any branch reaching the target scores the same): pretrain a branch model by regression (--pretrain-steps) instead")
         self.loss_fn = FKLoss(chain, config.rotation_weight, config.limit_weight, obstacles, config.obstacle_weight, config.position_loss)
         self.params = list(model.generator_parameters())
-        self.optimizer = adam(self.params, config.lr, eps=config.adam_eps)
+        self.optimizer = adam(self.params, config.lr)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step_count = 0
         self._started: float | None = None
