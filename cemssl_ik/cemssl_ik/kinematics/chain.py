@@ -29,13 +29,21 @@ import torch
 
 from .transforms import skew
 
-__all__ = ["JointSpec", "FKResult", "FKJacobianResult", "KinematicChain", "URDFError"]
+__all__ = ["JointSpec", "FKResult", "FKJacobianResult", "KinematicChain", "URDFError", "damped_least_squares"]
 
 _MOVABLE = ("revolute", "continuous", "prismatic")
 
 
 class URDFError(ValueError):
     """A URDF could not be parsed, or the requested chain does not exist in it."""
+
+
+def damped_least_squares(J: torch.Tensor, e: torch.Tensor, damping: float) -> torch.Tensor:
+    """``J^T (J J^T + damping I)^-1 e``: the smallest joint step that moves the task by ``e`` to first
+    order (damped near singularities), for Jacobians ``(*batch, rows, dof)`` and ``e`` ``(*batch, rows)``."""
+    eye = torch.eye(J.shape[-2], dtype=J.dtype, device=J.device)
+    A = J @ J.transpose(-1, -2) + damping * eye
+    return (J.transpose(-1, -2) @ torch.linalg.solve(A, e.unsqueeze(-1))).squeeze(-1)
 
 
 @dataclass(frozen=True)

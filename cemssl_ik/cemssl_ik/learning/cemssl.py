@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from ..kinematics.chain import KinematicChain
+from ..kinematics.chain import KinematicChain, damped_least_squares
 from ..kinematics.limits import wrap_to_pi
 from ..models.generators import IKGenerator
 from .forward_model import AnalyticForwardModel, ForwardModel
@@ -286,9 +286,7 @@ class CEMSSLTrainer:
         diff = torch.where(per, wrap_to_pi(diff), diff)
         rows = 6 if m.config.target == "pose" else 3
         J = self.chain.jacobian(q.reshape(M * N, dof))[:, :rows]  # (MN, rows, dof)
-        A = J @ J.transpose(-1, -2) + 1e-10 * torch.eye(rows, dtype=J.dtype)
-        d = diff.reshape(M * N, dof, 1)
-        proj = (J.transpose(-1, -2) @ torch.linalg.solve(A, J @ d))[..., 0].reshape(M, N, dof)
+        proj = damped_least_squares(J, (J @ diff.reshape(M * N, dof, 1))[..., 0], 1e-10).reshape(M, N, dof)
         # the projection is a linearization: where the model is far from q (another branch, early
         # exploration) keep the exact observed q
         near = diff.abs().amax(-1, keepdim=True) < 0.3

@@ -24,7 +24,7 @@ from typing import Sequence
 
 import torch
 
-from ..kinematics.chain import KinematicChain
+from ..kinematics.chain import KinematicChain, damped_least_squares
 from ..kinematics.transforms import rotation_angle, rotation_log
 from ..models.generators import IKGenerator
 from .loop import StepTrainer
@@ -111,10 +111,7 @@ class FKLoss:
                 w = self.rotation_weight**0.5
                 err = torch.cat([err, w * rot_err], dim=-1)
                 J = torch.cat([J, w * fk.jacobian[:, 3:]], dim=1)
-            eye = torch.eye(J.shape[1], dtype=q.dtype, device=q.device)
-            A = J @ J.transpose(-1, -2) + self.damping * eye
-            dq = (J.transpose(-1, -2) @ torch.linalg.solve(A, err.unsqueeze(-1))).squeeze(-1)
-            goal = q.detach() - dq
+            goal = q.detach() - damped_least_squares(J, err, self.damping)
         return ((q - goal) ** 2).sum(-1)
 
 
