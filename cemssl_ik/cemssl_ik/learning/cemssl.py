@@ -69,8 +69,10 @@ class CEMSSLConfig:
             a second network pass per training step) or ``"reached"`` (the reached targets the MSE
             term trains on, sharing its network pass: about half the network cost of a step).
             Reached targets lie where the model already goes: a model that systematically misses
-            some desired targets is never pulled towards them (measured on the UR3: better for the
-            CVAE fine-tune, worse for the CGAN's; see the models README).
+            some desired targets is never pulled towards them (measured on the UR3 at lr 3e-4:
+            better for the CVAE fine-tune, worse for the CGAN's; at 1e-3 the CVAE's result with it
+            depends strongly on the seed and can drift, while desired targets fell steadily; see
+            the models README).
         eval_every: evaluate precision every this many iterations (0: never).
         eval_targets: held-out targets for those evaluations.
         convergence_window: stop when the best evaluated mean error improved by less than
