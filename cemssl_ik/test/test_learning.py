@@ -295,6 +295,28 @@ def test_trainers_use_fused_adam_and_a_resumed_cemssl_run_continues_exactly():
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
 
 
+def test_weight_decay_is_decoupled_and_validated():
+    """AdamW: one optimizer step with decay differs from the same step without by lr * wd * w."""
+    torch.manual_seed(0)
+    chain = planar_arm(3, [0.4, 0.3, 0.2], limit=math.pi)
+    init = new_model(chain, small("cemssl", chain)).state_dict()
+    lr, wd, after = 1e-2, 0.5, {}
+    for decay in (0.0, wd):
+        model = new_model(chain, small("cemssl", chain))
+        model.load_state_dict(init)
+        cfg = CEMSSLConfig(iterations=1, epochs=1, samples_per_iteration=64, training_batch=64, lr=lr, lr_final=lr, exploration_noise=0.0, weight_decay=decay, eval_every=0, seed=5)
+        trainer = CEMSSLTrainer(model, chain, cfg)
+        assert isinstance(trainer.optimizer, torch.optim.AdamW if decay else torch.optim.Adam)
+        assert trainer.optimizer.param_groups[0]["weight_decay"] == decay
+        trainer.step()
+        after[decay] = {k: v.clone() for k, v in model.state_dict().items()}
+    for name, w0 in init.items():
+        torch.testing.assert_close(after[0.0][name] - after[wd][name], lr * wd * w0, rtol=1e-4, atol=1e-7)
+    assert any((lr * wd * w0).abs().max() > 1e-3 for w0 in init.values())  # the check is not vacuous
+    with pytest.raises(ValueError, match="weight_decay"):
+        CEMSSLConfig(weight_decay=-1.0)
+
+
 class _FlakyForwardModel:
     """Exact FK that fails on every third sample: NaN pose and joints, valid False (a robot that
     timed out or a simulator that diverged)."""

@@ -73,6 +73,9 @@ class CEMSSLConfig:
             better for the CVAE fine-tune, worse for the CGAN's; at 1e-3 the CVAE's result with it
             depends strongly on the seed and can drift, while desired targets fell steadily; see
             the models README).
+        weight_decay: decoupled weight decay of the optimizer (AdamW; 0: plain Adam).  Pulls the
+            weights towards zero during training, e.g. to smooth a pretrained generator whose large
+            weights fold its map.
         eval_every: evaluate precision every this many iterations (0: never).
         eval_targets: held-out targets for those evaluations.
         convergence_window: stop when the best evaluated mean error improved by less than
@@ -97,6 +100,7 @@ class CEMSSLConfig:
     fk_loss_weight: float = 0.0
     fk_position_loss: str = "squared"
     fk_loss_targets: str = "desired"
+    weight_decay: float = 0.0
     eval_every: int = 10
     eval_targets: int = 1000
     convergence_window: int = 0
@@ -112,8 +116,8 @@ class CEMSSLConfig:
             raise ValueError("learning rates must be > 0")
         if self.exploration_noise < 0 or not 0 <= self.exploration_fraction <= 1:
             raise ValueError("exploration_noise must be >= 0 and exploration_fraction in [0, 1]")
-        if self.fk_loss_weight < 0 or self.max_seconds < 0 or self.eval_every < 0:
-            raise ValueError("fk_loss_weight, max_seconds and eval_every must be >= 0")
+        if self.fk_loss_weight < 0 or self.max_seconds < 0 or self.eval_every < 0 or self.weight_decay < 0:
+            raise ValueError("fk_loss_weight, weight_decay, max_seconds and eval_every must be >= 0")
         if self.fk_position_loss not in FKLoss.POSITION_LOSSES:
             raise ValueError(f"fk_position_loss must be one of {FKLoss.POSITION_LOSSES}, got {self.fk_position_loss!r}")
         if self.fk_loss_targets not in FK_LOSS_TARGETS:
@@ -164,7 +168,7 @@ class CEMSSLTrainer:
         self.config = config
         self.forward_model = forward_model or AnalyticForwardModel(chain)
         self.params = list(model.generator_parameters())
-        self.optimizer = adam(self.params, config.lr)
+        self.optimizer = adam(self.params, config.lr, weight_decay=config.weight_decay)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.iteration = 0
         self.history: list[dict] = []
