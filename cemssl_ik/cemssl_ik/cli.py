@@ -178,6 +178,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         fk_position_loss=args.fk_loss,
         fk_loss_targets=args.fk_loss_targets,
         weight_decay=args.weight_decay,
+        lr_warmup=args.lr_warmup,
         projected_targets=not args.plain_targets,
         keep_best=not args.no_keep_best,
         eval_every=args.eval_every,
@@ -527,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="desired",
         help="targets of the --fk-loss-weight term: the sampled ones (a second network pass per step) or the reached ones the CEMSSL term trains on (shares its pass)",
     )
+    tr.add_argument("--lr-warmup", type=int, default=0, metavar="N", help="CEMSSL iterations over which the learning rate ramps up linearly to --lr (default 0: none)")
     tr.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay of the CEMSSL iterations (AdamW; default 0: Adam)")
     tr.add_argument("--lr", type=float, default=None, help="initial learning rate (default 1.5e-3; 3e-4 when fine-tuning or after --pretrain-steps; 1e-3 supervised)")
     tr.add_argument("--lr-final", type=float, default=1e-5, help="final learning rate (cosine decay)")

@@ -317,6 +317,24 @@ def test_weight_decay_is_decoupled_and_validated():
         CEMSSLConfig(weight_decay=-1.0)
 
 
+def test_lr_warmup_ramps_up_to_the_cosine_schedule():
+    chain = planar_arm(3, [0.4, 0.3, 0.2], limit=math.pi)
+    rates = {}
+    for warmup in (0, 4):
+        cfg = CEMSSLConfig(iterations=10, epochs=1, samples_per_iteration=32, lr=1e-2, lr_final=1e-4, exploration_noise=0.0, lr_warmup=warmup, eval_every=0, seed=0)
+        trainer = CEMSSLTrainer(new_model(chain, small("cemssl", chain)), chain, cfg)
+        rates[warmup] = []
+        for _ in range(cfg.iterations):
+            rates[warmup].append(trainer.current_lr())
+            trainer.step()
+            assert trainer.optimizer.param_groups[0]["lr"] == rates[warmup][-1]  # the rate the step used
+    for k, (plain, warm) in enumerate(zip(rates[0], rates[4])):
+        assert warm == pytest.approx(plain * min(1.0, (k + 1) / 4), rel=1e-12)
+    assert rates[4][0] == pytest.approx(1e-2 / 4)
+    with pytest.raises(ValueError, match="lr_warmup"):
+        CEMSSLConfig(lr_warmup=-1)
+
+
 class _FlakyForwardModel:
     """Exact FK that fails on every third sample: NaN pose and joints, valid False (a robot that
     timed out or a simulator that diverged)."""

@@ -73,6 +73,9 @@ class CEMSSLConfig:
             better for the CVAE fine-tune, worse for the CGAN's; at 1e-3 the CVAE's result with it
             depends strongly on the seed and can drift, while desired targets fell steadily; see
             the models README).
+        lr_warmup: iterations over which the learning rate ramps up linearly from ``lr / lr_warmup``
+            to the cosine schedule (0: none).  A fresh Adam's first steps move every weight by about
+            the rate; ramping up keeps them from tearing a pretrained model apart at a high rate.
         weight_decay: decoupled weight decay of the optimizer (AdamW; 0: plain Adam).  Pulls the
             weights towards zero during training, e.g. to smooth a pretrained generator whose large
             weights fold its map.
@@ -100,6 +103,7 @@ class CEMSSLConfig:
     fk_loss_weight: float = 0.0
     fk_position_loss: str = "squared"
     fk_loss_targets: str = "desired"
+    lr_warmup: int = 0
     weight_decay: float = 0.0
     eval_every: int = 10
     eval_targets: int = 1000
@@ -116,8 +120,8 @@ class CEMSSLConfig:
             raise ValueError("learning rates must be > 0")
         if self.exploration_noise < 0 or not 0 <= self.exploration_fraction <= 1:
             raise ValueError("exploration_noise must be >= 0 and exploration_fraction in [0, 1]")
-        if self.fk_loss_weight < 0 or self.max_seconds < 0 or self.eval_every < 0 or self.weight_decay < 0:
-            raise ValueError("fk_loss_weight, weight_decay, max_seconds and eval_every must be >= 0")
+        if self.fk_loss_weight < 0 or self.max_seconds < 0 or self.eval_every < 0 or self.weight_decay < 0 or self.lr_warmup < 0:
+            raise ValueError("fk_loss_weight, weight_decay, lr_warmup, max_seconds and eval_every must be >= 0")
         if self.fk_position_loss not in FKLoss.POSITION_LOSSES:
             raise ValueError(f"fk_position_loss must be one of {FKLoss.POSITION_LOSSES}, got {self.fk_position_loss!r}")
         if self.fk_loss_targets not in FK_LOSS_TARGETS:
@@ -194,7 +198,10 @@ class CEMSSLTrainer:
 
     def current_lr(self) -> float:
         c = self.config
-        return cosine_lr(c.lr, c.lr_final, progress(self.iteration, c.iterations, self._started, c.max_seconds))
+        lr = cosine_lr(c.lr, c.lr_final, progress(self.iteration, c.iterations, self._started, c.max_seconds))
+        if self.iteration < c.lr_warmup:
+            lr *= (self.iteration + 1) / c.lr_warmup
+        return lr
 
     def current_exploration(self) -> float:
         c = self.config
