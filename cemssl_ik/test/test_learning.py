@@ -335,6 +335,28 @@ def test_lr_warmup_ramps_up_to_the_cosine_schedule():
         CEMSSLConfig(lr_warmup=-1)
 
 
+def test_training_flushes_subnormals_and_restores_the_default():
+    from cemssl_ik.learning.schedule import flush_denormals
+
+    sub = torch.tensor([1e-39], dtype=torch.float32)  # below float32's smallest normal number
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush subnormals")
+    assert (sub * 1.0).item() != 0
+    with flush_denormals():
+        with flush_denormals():
+            assert (sub * 1.0).item() == 0
+        assert (sub * 1.0).item() == 0  # still on after the inner exit
+    assert (sub * 1.0).item() != 0
+    chain = planar_arm(3, [0.4, 0.3, 0.2], limit=math.pi)
+    seen = []
+    cfg = CEMSSLConfig(iterations=2, epochs=1, samples_per_iteration=64, eval_every=0, seed=0)
+    CEMSSLTrainer(new_model(chain, small("cemssl", chain)), chain, cfg).run(lambda stats: seen.append((sub * 1.0).item()))
+    uns = UnsupervisedTrainer(new_model(chain, small("cemssl", chain)), chain, UnsupervisedConfig(steps=2, eval_every=0))
+    uns.run(lambda step, info, err: seen.append((sub * 1.0).item()))
+    assert seen == [0.0] * 4
+    assert (sub * 1.0).item() != 0
+
+
 class _FlakyForwardModel:
     """Exact FK that fails on every third sample: NaN pose and joints, valid False (a robot that
     timed out or a simulator that diverged)."""

@@ -27,7 +27,7 @@ from ..kinematics.chain import KinematicChain, damped_least_squares
 from ..kinematics.limits import wrap_to_pi
 from ..models.generators import IKGenerator
 from .forward_model import AnalyticForwardModel, ForwardModel
-from .schedule import adam, cosine_lr, progress
+from .schedule import adam, cosine_lr, flush_denormals, progress
 from .targets import TargetBatch, sample_targets
 from .unsupervised import FKLoss
 
@@ -393,7 +393,13 @@ class CEMSSLTrainer:
         return best_recent > best_before * (1 - c.convergence_tolerance)
 
     def run(self, callback: Callable[[IterationStats], None] | None = None) -> str:
-        """Iterate until T iterations, convergence or the time budget; returns the stop reason."""
+        """Iterate until T iterations, convergence or the time budget; returns the stop reason.
+
+        Subnormal floats are flushed to zero meanwhile (:func:`~.schedule.flush_denormals`)."""
+        with flush_denormals():
+            return self._run(callback)
+
+    def _run(self, callback: Callable[[IterationStats], None] | None) -> str:
         start = self._started = time.perf_counter()
         reason = "iterations"
         c = self.config

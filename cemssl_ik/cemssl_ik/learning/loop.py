@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from .schedule import cosine_lr, progress
+from .schedule import cosine_lr, flush_denormals, progress
 from .targets import sample_targets
 
 __all__ = ["StepTrainer"]
@@ -32,6 +32,10 @@ class StepTrainer:
 
     def run(self, callback: Callable[[int, dict, float | None], None] | None = None) -> str:
         """Step until ``steps`` or the time budget; returns the stop reason. callback(step, losses, eval error or None)."""
+        with flush_denormals():
+            return self._run(callback)
+
+    def _run(self, callback: Callable[[int, dict, float | None], None] | None) -> str:
         from ..evaluation.precision import evaluate_precision
 
         c = self.config

@@ -4,12 +4,14 @@ them for the device), cosine decay over steps or over a time budget."""
 from __future__ import annotations
 
 import math
+import threading
 import time
-from typing import Iterable
+from contextlib import contextmanager
+from typing import Iterable, Iterator
 
 import torch
 
-__all__ = ["adam", "cosine_lr", "progress"]
+__all__ = ["adam", "cosine_lr", "flush_denormals", "progress"]
 
 
 def progress(done: int, total: int, started: float | None, max_seconds: float) -> float:
@@ -41,3 +43,30 @@ def adam(params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, fl
         return cls(params, lr=lr, betas=betas, fused=True, **kw)
     except (RuntimeError, ValueError):  # device or dtype without fused kernels
         return cls(params, lr=lr, betas=betas, **kw)
+
+
+_flush_lock = threading.Lock()
+_flush_depth = 0
+
+
+@contextmanager
+def flush_denormals() -> Iterator[None]:
+    """Flush subnormal floats to zero on the CPU while training (re-entrant; restores the default).
+
+    As a model converges, many gradients and Adam's squared-gradient averages fall below float32's
+    smallest normal number (1.2e-38).  Arithmetic on such subnormals is many times slower on x86:
+    one CEMSSL iteration of the UR3 CGAN fine-tune took 12.5 s of training with them and 1.8 s
+    flushed.  Values that small carry nothing a step could use.  torch applies the setting to the
+    calling thread, which is where a one-thread training computes."""
+    global _flush_depth
+    with _flush_lock:
+        if _flush_depth == 0:
+            torch.set_flush_denormal(True)
+        _flush_depth += 1
+    try:
+        yield
+    finally:
+        with _flush_lock:
+            _flush_depth -= 1
+            if _flush_depth == 0:
+                torch.set_flush_denormal(False)
