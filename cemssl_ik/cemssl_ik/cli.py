@@ -143,6 +143,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise CLIError("--device cuda requested but torch sees no CUDA device")
+    # Flush subnormals for the whole process, before torch's first parallel region starts its
+    # worker threads: they inherit the setting from this thread, while the trainers' own
+    # flush_denormals() reaches only the calling thread (see learning.schedule).
+    torch.set_flush_denormal(True)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -179,6 +183,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         fk_loss_targets=args.fk_loss_targets,
         weight_decay=args.weight_decay,
         lr_warmup=args.lr_warmup,
+        adam_eps=args.adam_eps,
         projected_targets=not args.plain_targets,
         keep_best=not args.no_keep_best,
         eval_every=args.eval_every,
@@ -195,6 +200,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         eval_every=max(1, args.steps // 10),
         max_seconds=args.max_minutes * 60,
         seed=args.seed,
+        adam_eps=args.adam_eps,
     )
     if args.pretrain_steps:
         sup = dataclasses.replace(sup, lr=args.pretrain_lr)
@@ -215,13 +221,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
             for b in bars.values():
                 b.close()
             bar = bars[phase] = tqdm(total=total, desc=phase, unit="it" if phase == "cemssl" else "step", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
-        bar.n = info.get("iteration", info.get("step", 0))
         err = info.get("eval_error_mean")
         if phase == "cemssl":
             bar.set_postfix(sampled_mm=f"{info['sampled_error_mean'] * 1e3:.3f}", lr=f"{info['lr']:.1e}", refresh=False)
         else:
             bar.set_postfix(loss=f"{info.get('loss', float('nan')):.3e}", refresh=False)
-        bar.refresh()
+        # update() redraws at most once per mininterval (a redraw per step floods a log file)
+        bar.update(info.get("iteration", info.get("step", 0)) - bar.n)
         if err is not None:
             tqdm.write(f"[{phase}] {bar.n}/{total}: held-out mean position error {err * 1e3:.4f} mm", file=sys.stderr)
 
@@ -530,6 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--lr-warmup", type=int, default=0, metavar="N", help="CEMSSL iterations over which the learning rate ramps up linearly to --lr (default 0: none)")
     tr.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay of the CEMSSL iterations (AdamW; default 0: Adam)")
+    tr.add_argument("--adam-eps", type=float, default=1e-8, help="Adam's epsilon of FK-loss training (unsupervised, --warmup-steps) and CEMSSL iterations (default 1e-8, torch's; the FK loss is in m^2 and its gradients fall far below 1e-8 as the model gets precise, so use e.g. 1e-16 there)")
     tr.add_argument("--lr", type=float, default=None, help="initial learning rate (default 1.5e-3; 3e-4 when fine-tuning or after --pretrain-steps; 1e-3 supervised)")
     tr.add_argument("--lr-final", type=float, default=1e-5, help="final learning rate (cosine decay)")
     tr.add_argument("--eval-every", type=int, default=10, help="evaluate every this many CEMSSL iterations")

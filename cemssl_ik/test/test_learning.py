@@ -428,3 +428,31 @@ def test_fk_loss_on_reached_targets_shares_the_cemssl_pass():
         torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-6)
     # one network pass per training step instead of two (256 samples / batch 64 = 4 steps)
     assert (calls["desired"], calls["reached"]) == (8, 4)
+
+
+def test_adam_eps_reaches_the_optimizers_and_unstalls_tiny_gradients():
+    from cemssl_ik.learning.schedule import adam
+
+    # a loss whose gradients are ~1e-11, like a sub-0.1 mm model's FK loss in m^2
+    def fit(eps: float) -> float:
+        w = torch.nn.Parameter(torch.zeros(4))
+        opt = adam([w], 0.05, eps=eps)
+        for _ in range(100):
+            loss = 1e-12 * ((w - 1.0) ** 2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return float((w - 1.0).abs().max())
+
+    assert fit(1e-8) > 0.99  # torch's default eps swamps the gradient: w barely moves
+    assert fit(1e-16) < 0.1  # Adam's scale invariance restored
+    chain = planar_arm(3, [0.4, 0.3, 0.2], limit=math.pi)
+    uns = UnsupervisedTrainer(new_model(chain, small("cemssl", chain)), chain, UnsupervisedConfig(steps=1, eval_every=0, adam_eps=1e-16))
+    assert uns.optimizer.param_groups[0]["eps"] == 1e-16
+    cem = CEMSSLTrainer(new_model(chain, small("cemssl", chain)), chain, CEMSSLConfig(iterations=1, adam_eps=1e-15))
+    assert cem.optimizer.param_groups[0]["eps"] == 1e-15
+    for bad in (0.0, -1e-8, float("nan")):
+        with pytest.raises(ValueError, match="adam_eps"):
+            UnsupervisedConfig(adam_eps=bad)
+        with pytest.raises(ValueError, match="adam_eps"):
+            CEMSSLConfig(adam_eps=bad)

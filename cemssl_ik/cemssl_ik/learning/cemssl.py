@@ -86,6 +86,7 @@ class CEMSSLConfig:
         convergence_tolerance: relative improvement threshold.
         max_seconds: stop after this much wall time (0: no limit).
         seed: RNG seed of targets, latents and shuffling.
+        adam_eps: Adam's epsilon (see :func:`~.schedule.adam`).
     """
 
     iterations: int = 200
@@ -111,8 +112,11 @@ class CEMSSLConfig:
     convergence_tolerance: float = 0.01
     max_seconds: float = 0.0
     seed: int = 0
+    adam_eps: float = 1e-8
 
     def __post_init__(self) -> None:
+        if not self.adam_eps > 0:
+            raise ValueError(f"adam_eps must be > 0, got {self.adam_eps}")
         for name in ("iterations", "epochs", "samples_per_iteration", "inference_batch", "training_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -172,7 +176,7 @@ class CEMSSLTrainer:
         self.config = config
         self.forward_model = forward_model or AnalyticForwardModel(chain)
         self.params = list(model.generator_parameters())
-        self.optimizer = adam(self.params, config.lr, weight_decay=config.weight_decay)
+        self.optimizer = adam(self.params, config.lr, weight_decay=config.weight_decay, eps=config.adam_eps)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.iteration = 0
         self.history: list[dict] = []

@@ -28,19 +28,25 @@ def cosine_lr(lr: float, lr_final: float, frac: float) -> float:
     return lr_final + 0.5 * (lr - lr_final) * (1 + math.cos(math.pi * min(1.0, max(0.0, frac))))
 
 
-def adam(params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0) -> torch.optim.Adam:
+def adam(params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, eps: float = 1e-8) -> torch.optim.Adam:
     """Adam with torch's fused kernel where the device supports it (CPU and CUDA: one pass over all
     parameters instead of a dozen elementwise operations each; the UR3 ensemble's FK-loss step runs
     ~20 % faster on this CPU), the default implementation elsewhere.  Same update rule either way.
 
     ``weight_decay`` > 0 gives AdamW (decoupled decay: each step also shrinks every weight by
-    ``lr * weight_decay`` of itself, independent of the gradient's scale)."""
+    ``lr * weight_decay`` of itself, independent of the gradient's scale).
+
+    ``eps`` is added to the root of Adam's squared-gradient average.  Adam is invariant to the
+    loss's scale only while the gradients are well above it: a precise IK model's FK loss is in
+    m^2 (1e-9 at 0.03 mm), its gradients are 1e-12 to 1e-8, and with torch's default 1e-8 most
+    weights then move a hundredth of the rate or less.  The FK-loss trainers therefore take a
+    much smaller ``eps`` (``--adam-eps``)."""
     params = list(params)
     cls, kw = (torch.optim.AdamW, {"weight_decay": weight_decay}) if weight_decay else (torch.optim.Adam, {})
     try:
-        return cls(params, lr=lr, betas=betas, fused=True, **kw)
+        return cls(params, lr=lr, betas=betas, eps=eps, fused=True, **kw)
     except (RuntimeError, ValueError):  # device or dtype without fused kernels
-        return cls(params, lr=lr, betas=betas, **kw)
+        return cls(params, lr=lr, betas=betas, eps=eps, **kw)
 
 
 _flush_state = threading.local()  # the setting is per thread, so is its nesting depth
@@ -54,7 +60,10 @@ def flush_denormals() -> Iterator[None]:
     smallest normal number (1.2e-38).  Arithmetic on such subnormals is many times slower on x86:
     one CEMSSL iteration of the UR3 CGAN fine-tune took 12.5 s of training with them and 1.8 s
     flushed.  Values that small carry nothing a step could use.  torch applies the setting to the
-    calling thread, which is where a one-thread training computes."""
+    calling thread, which is where a one-thread training computes.  Worker threads of torch's
+    intra-op pool inherit the setting of the thread that starts them (at the first parallel
+    operation), so a multi-thread training must flush before that: ``cemssl-ik train`` does so at
+    its start, for the whole process."""
     depth = getattr(_flush_state, "depth", 0)
     if depth == 0:
         torch.set_flush_denormal(True)

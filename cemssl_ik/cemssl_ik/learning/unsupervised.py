@@ -129,6 +129,8 @@ class UnsupervisedConfig:
         eval_every: evaluate every this many steps (0: never).
         max_seconds: wall-time budget (0: none).
         seed: RNG seed.
+        adam_eps: Adam's epsilon (see :func:`~.schedule.adam`: the FK loss is in m^2, so torch's
+            default 1e-8 stalls the updates once the model is sub-millimetre precise).
     """
 
     steps: int = 20000
@@ -143,8 +145,11 @@ class UnsupervisedConfig:
     eval_every: int = 1000
     max_seconds: float = 0.0
     seed: int = 0
+    adam_eps: float = 1e-8
 
     def __post_init__(self) -> None:
+        if not self.adam_eps > 0:
+            raise ValueError(f"adam_eps must be > 0, got {self.adam_eps}")
         if self.steps < 0 or self.batch_size < 1:
             raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
         if not (self.lr > 0 and self.lr_final > 0):
@@ -166,7 +171,7 @@ class UnsupervisedTrainer(StepTrainer):
             raise ValueError("the FK loss cannot teach branch classes (any branch reaching the target scores the same): pretrain a branch model by regression (--pretrain-steps) instead")
         self.loss_fn = FKLoss(chain, config.rotation_weight, config.limit_weight, obstacles, config.obstacle_weight, config.position_loss)
         self.params = list(model.generator_parameters())
-        self.optimizer = adam(self.params, config.lr)
+        self.optimizer = adam(self.params, config.lr, eps=config.adam_eps)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step_count = 0
         self._started: float | None = None
