@@ -685,7 +685,7 @@ def run_report(out: str | Path, scale: str = "full", sections: list[str] | None 
         if report["scale"]["name"] != ctx.scale.name:
             raise ValueError(f"{previous} is a {report['scale']['name']} report; update it at the same scale")
         machine = machine_info()
-        report.setdefault("updates", []).append({"sections": names, "command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "git_commit": machine["git_commit"], "versions": machine["versions"]})
+        report.setdefault("updates", []).append({"sections": names, "command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "git_commit": machine["git_commit"], "versions": machine["versions"], "cpu": machine["cpu"]})
         report.pop("rerendered", None)
     else:
         report = {"scale": dataclasses.asdict(ctx.scale), "command": command, "machine": machine_info(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "sections": {}, "section_seconds": {}}
@@ -749,7 +749,9 @@ def render_markdown(report: dict) -> str:
         + (f" (Text re-rendered from that run's results/report.json on {report['rerendered']} by `cemssl-ik bench report --render-only`; numbers unchanged.)" if report.get("rerendered") else ""),
         "",
         *[
-            f"Updated {u['started']}: sections {', '.join(u['sections'])} were run again by `{u['command']}` (git {u['git_commit']}) and replace that run's; the other sections are unchanged."
+            f"Updated {u['started']}: sections {', '.join(u['sections'])} were run again by `{u['command']}` (git {u['git_commit']}"
+            + (f", on {u['cpu']}: timings are that machine's" if u.get("cpu") and u["cpu"] != m["cpu"] else "")
+            + ") and replace that run's; the other sections are unchanged."
             for u in report.get("updates", [])
         ],
         *([""] if report.get("updates") else []),
