@@ -130,7 +130,7 @@ class UnsupervisedConfig:
         max_seconds: wall-time budget (0: none).
         seed: RNG seed.
         adam_eps: Adam's epsilon (see :func:`~.schedule.adam`: the FK loss is in m^2, so torch's
-            default 1e-8 stalls the updates once the model is sub-millimetre precise).
+            default 1e-8 can dominate Adam's denominator once the model is sub-millimetre precise).
     """
 
     steps: int = 20000
