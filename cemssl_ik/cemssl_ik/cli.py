@@ -169,6 +169,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     if args.branches and args.warmup_steps:
         raise CLIError("--warmup-steps (FK loss) cannot teach branch classes; use --pretrain-steps with --branches")
+    if not args.fk_loss_scale >= 0 or (args.fk_loss_scale and args.fk_loss != "distance"):
+        raise CLIError(f"--fk-loss-scale must be >= 0 and needs --fk-loss distance, got {args.fk_loss_scale} with --fk-loss {args.fk_loss}")
     finetuning = args.finetune is not None
     cem = CEMSSLConfig(
         iterations=args.iterations,
@@ -180,6 +182,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         exploration_noise=0.0 if finetuning or args.warmup_steps or args.pretrain_steps else args.exploration,
         fk_loss_weight=args.fk_loss_weight,
         fk_position_loss=args.fk_loss,
+        fk_distance_scale=args.fk_loss_scale / 1000,
         fk_loss_targets=args.fk_loss_targets,
         weight_decay=args.weight_decay,
         lr_warmup=args.lr_warmup,
@@ -197,6 +200,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr or 1e-3,
         lr_final=args.lr_final,
         position_loss=args.fk_loss,
+        distance_scale=args.fk_loss_scale / 1000,
         eval_every=max(1, args.steps // 10),
         max_seconds=args.max_minutes * 60,
         seed=args.seed,
@@ -524,9 +528,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--fk-loss-weight", type=float, default=0.0, help="weight of the unsupervised FK-loss term inside CEMSSL")
     tr.add_argument(
         "--fk-loss",
-        choices=("squared", "gauss-newton"),
+        choices=("squared", "distance", "gauss-newton"),
         default="squared",
-        help="form of the FK loss (unsupervised, --warmup-steps, --fk-loss-weight): squared tip distance, or its Gauss-Newton form (trains along damped least-squares joint steps)",
+        help="form of the FK loss (unsupervised, --warmup-steps, --fk-loss-weight): squared tip distance; the distance itself (minimizes the mean error rather than the mean squared error); or the Gauss-Newton form (trains along damped least-squares joint steps)",
+    )
+    tr.add_argument(
+        "--fk-loss-scale",
+        type=float,
+        default=0.0,
+        metavar="MM",
+        help="with --fk-loss distance: add d^2 / (2 MM), so that misses far beyond MM millimetres weigh in proportion to their error as in the squared loss (default 0: the distance alone)",
     )
     tr.add_argument(
         "--fk-loss-targets",

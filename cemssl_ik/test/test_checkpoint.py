@@ -133,6 +133,21 @@ def test_cli_warmup_lr_is_separate_from_the_cemssl_lr(tmp_path):
     assert bad.returncode == 2 and "--warmup-lr must be > 0" in bad.stderr
 
 
+def test_cli_fk_loss_distance_and_scale_reach_both_phases(tmp_path):
+    """`--fk-loss distance --fk-loss-scale MM` is recorded (in metres) for the warm start and the CEMSSL term; a scale without the distance loss is refused."""
+    out = tmp_path / "d"
+    cmd = [sys.executable, "-m", "cemssl_ik.cli", "train", "--robot", "planar3", "--members", "1", "--hidden", "16,16", "--warmup-steps", "4",
+           "--iterations", "1", "--epochs", "1", "--samples-per-iteration", "64", "--fk-loss-weight", "10", "--eval-every", "0", "--threads", "1", "--out", str(out)]
+    run = subprocess.run([*cmd, "--fk-loss", "distance", "--fk-loss-scale", "0.05"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    phases = {p["phase"]: p["config"] for p in json.loads((tmp_path / "d.json").read_text())["training"]["phases"]}
+    assert phases["warmup"]["position_loss"] == "distance" and phases["warmup"]["distance_scale"] == pytest.approx(5e-5)
+    assert phases["cemssl"]["fk_position_loss"] == "distance" and phases["cemssl"]["fk_distance_scale"] == pytest.approx(5e-5)
+    for flags in (["--fk-loss-scale", "0.05"], ["--fk-loss", "distance", "--fk-loss-scale", "-1"]):
+        bad = subprocess.run([*cmd, *flags], capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and "--fk-loss-scale must be >= 0 and needs --fk-loss distance" in bad.stderr
+
+
 def prefixed_urdf(prefix: str = "ur_") -> str:
     """The shipped UR3 URDF with every link and joint renamed and the XML re-indented (same kinematics)."""
     from cemssl_ik.kinematics import find_package_file

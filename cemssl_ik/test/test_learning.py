@@ -182,7 +182,7 @@ def test_ensemble_covers_both_elbow_branches_of_a_planar_2link_target():
     assert (elbow > 0.2).any() and (elbow < -0.2).any(), "samples cover only one elbow branch"
 
 
-@pytest.mark.parametrize("position_loss", ["squared", "gauss-newton"])
+@pytest.mark.parametrize("position_loss", ["squared", "distance", "gauss-newton"])
 def test_unsupervised_fk_loss_training_reduces_error(position_loss):
     torch.manual_seed(0)
     chain = planar_arm(3, limit=math.pi / 2)
@@ -194,6 +194,42 @@ def test_unsupervised_fk_loss_training_reduces_error(position_loss):
     assert after * 4 <= before
     for bad in ({"lr": 0.0}, {"lr_final": -1e-5}, {"batch_size": 0}, {"position_loss": "huber"}):
         with pytest.raises(ValueError):
+            UnsupervisedConfig(**bad)
+
+
+@pytest.mark.parametrize("pose", [False, True])
+def test_distance_fk_loss_is_the_weighted_tip_distance(pose):
+    """The "distance" loss is the root of the squared one (rotation included) and every sample's
+    gradient has the same size, whatever its error: far-off samples do not outweigh the rest."""
+    chain = load_robot("ur3")
+    g = torch.Generator().manual_seed(1)
+    q0 = (torch.rand(32, 6, generator=g, dtype=torch.float64) * 2 - 1) * 3
+    scale = torch.logspace(-6, -1, 32, dtype=torch.float64)[:, None]  # errors from micrometres to decimetres
+    goal = chain.forward(q0 + scale * torch.randn(32, 6, generator=g, dtype=torch.float64))
+    rotation = goal.rotation if pose else None
+    squared = FKLoss(chain, limit_weight=0.0)(q0, goal.position, rotation)
+    q = q0.clone().requires_grad_(True)
+    distance = FKLoss(chain, limit_weight=0.0, position_loss="distance")(q, goal.position, rotation)
+    s = FKLoss.DISTANCE_SMOOTHING
+    assert torch.allclose(distance, torch.sqrt(squared + s * s) - s, rtol=1e-12, atol=0)
+    assert torch.all(distance > 0)
+    (grad,) = torch.autograd.grad(distance.sum(), q)
+    # the task-space gradient of a distance is a unit vector: ||J^T u|| stays within J's singular values
+    J = chain.jacobian(q0)
+    if not pose:
+        u = torch.linalg.lstsq(J[:, :3].transpose(1, 2), grad[..., None]).solution[..., 0]
+        d = (chain.forward(q0).position - goal.position).norm(dim=-1)
+        assert torch.allclose(u.norm(dim=-1), d / torch.sqrt(d * d + s * s), atol=1e-6)  # 1 but for the smoothing
+    ratio = grad.norm(dim=-1).amax() / grad.norm(dim=-1).amin()
+    assert ratio < 50, "gradient sizes spread with the error as in the squared loss"
+    # with a scale, misses far beyond it weigh in proportion to their error again
+    c = 1e-3
+    hybrid = FKLoss(chain, limit_weight=0.0, position_loss="distance", distance_scale=c)(q0, goal.position, rotation)
+    assert torch.allclose(hybrid, distance.detach() + squared / (2 * c), rtol=1e-12, atol=0)
+    for bad in ({"distance_scale": -1e-3}, {"position_loss": "distance", "distance_scale": float("nan")}):
+        with pytest.raises(ValueError, match="distance_scale"):
+            FKLoss(chain, **bad)
+        with pytest.raises(ValueError, match="distance_scale"):
             UnsupervisedConfig(**bad)
 
 

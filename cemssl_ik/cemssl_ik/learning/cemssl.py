@@ -64,7 +64,8 @@ class CEMSSLConfig:
             set grow to the whole workspace.  Use 0 for fine-tuning a pretrained model.
         exploration_fraction: fraction of the iterations with exploration.
         fk_loss_weight: weight of the optional unsupervised FK-loss term (paper 002) on sampled targets.
-        fk_position_loss: ``"squared"`` or ``"gauss-newton"`` form of that term (see :class:`FKLoss`).
+        fk_position_loss: ``"squared"``, ``"distance"`` or ``"gauss-newton"`` form of that term (see :class:`FKLoss`).
+        fk_distance_scale: ``distance_scale`` of that term (see :class:`FKLoss`; m, 0: none).
         fk_loss_targets: where that term asks the model to reach: ``"desired"`` (the sampled targets,
             a second network pass per training step) or ``"reached"`` (the reached targets the MSE
             term trains on, sharing its network pass: about half the network cost of a step).
@@ -103,6 +104,7 @@ class CEMSSLConfig:
     exploration_fraction: float = 0.5
     fk_loss_weight: float = 0.0
     fk_position_loss: str = "squared"
+    fk_distance_scale: float = 0.0
     fk_loss_targets: str = "desired"
     lr_warmup: int = 0
     weight_decay: float = 0.0
@@ -128,6 +130,8 @@ class CEMSSLConfig:
             raise ValueError("fk_loss_weight, weight_decay, lr_warmup, max_seconds and eval_every must be >= 0")
         if self.fk_position_loss not in FKLoss.POSITION_LOSSES:
             raise ValueError(f"fk_position_loss must be one of {FKLoss.POSITION_LOSSES}, got {self.fk_position_loss!r}")
+        if not self.fk_distance_scale >= 0:
+            raise ValueError(f"fk_distance_scale must be >= 0, got {self.fk_distance_scale}")
         if self.fk_loss_targets not in FK_LOSS_TARGETS:
             raise ValueError(f"fk_loss_targets must be one of {FK_LOSS_TARGETS}, got {self.fk_loss_targets!r}")
 
@@ -183,7 +187,7 @@ class CEMSSLTrainer:
         self._target_set: TargetBatch | None = None
         if config.target_set_size:
             self._target_set = sample_targets(chain, config.target_set_size, self.generator)
-        self._fk_loss = FKLoss(chain, position_loss=config.fk_position_loss) if config.fk_loss_weight > 0 else None
+        self._fk_loss = FKLoss(chain, position_loss=config.fk_position_loss, distance_scale=config.fk_distance_scale) if config.fk_loss_weight > 0 else None
         self._eval_targets: TargetBatch | None = None
         self._started: float | None = None
         self.best_error = math.inf

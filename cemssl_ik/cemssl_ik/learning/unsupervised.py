@@ -7,6 +7,10 @@ where d is the distance of every link origin on the chain to the sphere centre. 
 joint values are used: the targets are FK of random joint samples, the loss only asks that the
 predicted joints reach them.
 
+``position_loss="distance"`` takes the square root of the task-space term (the rotation term
+included, as one weighted distance), so that far-off samples do not dominate the batch's gradient
+and the quantity minimized is the mean distance itself, the figure ``cemssl-ik eval`` reports.
+
 ``position_loss="gauss-newton"`` replaces the task-space term by its Gauss-Newton form: with the
 tip error e and the chain's Jacobian J at the predicted q (both held constant), the loss is
 ||q - (q - dq)||^2 with dq = J^T (J J^T + damping I)^-1 e, the damped least-squares step that would
@@ -52,11 +56,18 @@ class FKLoss:
         limit_weight: weight of the squared joint-limit violation (radians / metres).
         obstacles: spheres for the obstacle distance loss.
         obstacle_weight: weight of the obstacle loss.
-        position_loss: ``"squared"`` (||FK(q) - p||^2) or ``"gauss-newton"`` (see the module text).
+        position_loss: ``"squared"`` (||FK(q) - p||^2), ``"distance"`` (its square root, smoothed at
+            zero: every sample's gradient has unit size, so the mean error is what is minimized,
+            not the mean squared error) or ``"gauss-newton"`` (see the module text).
+        distance_scale: with ``"distance"``, add d^2 / (2 * distance_scale) (m; 0: none): samples
+            far beyond the scale weigh in proportion to their error again, as in the squared loss,
+            so that rare large misses are still pulled in while the bulk trains on its distance.
         damping: damping of the Gauss-Newton step (m^2; rotation rows are scaled by sqrt(rotation_weight)).
     """
 
-    POSITION_LOSSES = ("squared", "gauss-newton")
+    POSITION_LOSSES = ("squared", "distance", "gauss-newton")
+    #: smoothing of the ``"distance"`` loss at zero error (m): sqrt(d^2 + s^2) - s
+    DISTANCE_SMOOTHING = 1e-8
 
     def __init__(
         self,
@@ -67,12 +78,15 @@ class FKLoss:
         obstacle_weight: float = 1.0,
         position_loss: str = "squared",
         damping: float = 1e-4,
+        distance_scale: float = 0.0,
     ) -> None:
         if position_loss not in self.POSITION_LOSSES:
             raise ValueError(f"position_loss must be one of {self.POSITION_LOSSES}, got {position_loss!r}")
         if not damping > 0:
             raise ValueError(f"damping must be > 0, got {damping}")
-        self.position_loss, self.damping = position_loss, damping
+        if not distance_scale >= 0:
+            raise ValueError(f"distance_scale must be >= 0, got {distance_scale}")
+        self.position_loss, self.damping, self.distance_scale = position_loss, damping, distance_scale
         self.chain = chain
         self.rotation_weight = rotation_weight
         self.limit_weight = limit_weight
@@ -88,6 +102,12 @@ class FKLoss:
             loss = ((fk.position - position.to(q)) ** 2).sum(-1)
             if rotation is not None and self.rotation_weight:
                 loss = loss + self.rotation_weight * rotation_angle(fk.rotation, rotation.to(q)) ** 2
+            if self.position_loss == "distance":
+                s = self.DISTANCE_SMOOTHING
+                squared = loss
+                loss = torch.sqrt(squared + s * s) - s
+                if self.distance_scale:
+                    loss = loss + squared / (2 * self.distance_scale)
         if self.limit_weight:
             lo = torch.as_tensor(self.lower, dtype=q.dtype, device=q.device)
             hi = torch.as_tensor(self.upper, dtype=q.dtype, device=q.device)
@@ -125,7 +145,8 @@ class UnsupervisedConfig:
         lr, lr_final: Adam learning rate, cosine-decayed to lr_final.
         rotation_weight, limit_weight, obstacle_weight: loss weights (see :class:`FKLoss`).
         obstacles: list of {"center": [x, y, z], "radius": r, "margin": m}.
-        position_loss: ``"squared"`` or ``"gauss-newton"`` (see :class:`FKLoss`).
+        position_loss: ``"squared"``, ``"distance"`` or ``"gauss-newton"`` (see :class:`FKLoss`).
+        distance_scale: see :class:`FKLoss` (m; 0: none).
         eval_every: evaluate every this many steps (0: never).
         max_seconds: wall-time budget (0: none).
         seed: RNG seed.
@@ -142,6 +163,7 @@ class UnsupervisedConfig:
     obstacle_weight: float = 1.0
     obstacles: list = field(default_factory=list)
     position_loss: str = "squared"
+    distance_scale: float = 0.0
     eval_every: int = 1000
     max_seconds: float = 0.0
     seed: int = 0
@@ -156,6 +178,8 @@ class UnsupervisedConfig:
             raise ValueError(f"learning rates must be > 0, got lr={self.lr}, lr_final={self.lr_final}")
         if self.position_loss not in FKLoss.POSITION_LOSSES:
             raise ValueError(f"position_loss must be one of {FKLoss.POSITION_LOSSES}, got {self.position_loss!r}")
+        if not self.distance_scale >= 0:
+            raise ValueError(f"distance_scale must be >= 0, got {self.distance_scale}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -169,7 +193,7 @@ class UnsupervisedTrainer(StepTrainer):
         obstacles = [SphereObstacle(tuple(o["center"]), float(o["radius"]), float(o.get("margin", 0.02))) for o in config.obstacles]
         if model.num_classes:
             raise ValueError("the FK loss cannot teach branch classes (any branch reaching the target scores the same): pretrain a branch model by regression (--pretrain-steps) instead")
-        self.loss_fn = FKLoss(chain, config.rotation_weight, config.limit_weight, obstacles, config.obstacle_weight, config.position_loss)
+        self.loss_fn = FKLoss(chain, config.rotation_weight, config.limit_weight, obstacles, config.obstacle_weight, config.position_loss, distance_scale=config.distance_scale)
         self.params = list(model.generator_parameters())
         self.optimizer = adam(self.params, config.lr, eps=config.adam_eps)
         self.generator = torch.Generator().manual_seed(config.seed)
