@@ -789,7 +789,7 @@ def render_markdown(report: dict) -> str:
             ratios.append(f"{b.replace('ur3_', '').upper()} {before:.1f} -> {after:.1f} mm ({before / after:.2f}x)")
         L += [
             "Fine-tuning by CEMSSL (the unified framework): " + "; ".join(ratios) + ". The paper reports 2-3 orders of magnitude and 0.02 mm for every model; "
-            f"our shipped CEMSSL model reaches {mods['ur3_cemssl_position']['position_error_mm']['mean']:.2f} mm mean after its CPU budget (see "
+            f"our shipped CEMSSL model reaches {mods['ur3_cemssl_position']['position_error_mm']['mean']:.3f} mm mean after its CPU budget (see "
             "`cemssl_ik/models/README.md` for commands and training times). The gap is the training budget and the method details documented there, "
             "not hidden: with refinement (next sections) every solution reaches 1e-6 m.",
             "",
