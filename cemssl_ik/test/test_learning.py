@@ -478,7 +478,7 @@ def test_adam_eps_reaches_the_optimizers_and_unstalls_tiny_gradients():
             opt.zero_grad()
             loss.backward()
             opt.step()
-        return float((w - 1.0).abs().max())
+        return float((w.detach() - 1.0).abs().max())
 
     assert fit(1e-8) > 0.99  # torch's default eps swamps the gradient: w barely moves
     assert fit(1e-16) < 0.1  # Adam's scale invariance restored
