@@ -10,6 +10,8 @@ predicted joints reach them.
 ``position_loss="distance"`` takes the square root of the task-space term (the rotation term
 included, as one weighted distance), so that far-off samples do not dominate the batch's gradient
 and the quantity minimized is the mean distance itself, the figure ``cemssl-ik eval`` reports.
+The joint-limit and obstacle terms stay squared: next to a distance in metres they weigh far less
+than next to its square, so raise their weights when a chain's limits or obstacles bind.
 
 ``position_loss="gauss-newton"`` replaces the task-space term by its Gauss-Newton form: with the
 tip error e and the chain's Jacobian J at the predicted q (both held constant), the loss is
