@@ -492,3 +492,52 @@ def test_adam_eps_reaches_the_optimizers_and_unstalls_tiny_gradients():
             UnsupervisedConfig(adam_eps=bad)
         with pytest.raises(ValueError, match="adam_eps"):
             CEMSSLConfig(adam_eps=bad)
+
+
+def test_bf16_hidden_products_run_in_the_early_part_of_fk_loss_training_only(monkeypatch):
+    from cemssl_ik.models.networks import BatchedLinear, hidden_precision
+
+    torch.manual_seed(0)
+    chain = planar_arm(3, limit=math.pi / 2)
+    model = new_model(chain, small("cemssl", chain, hidden=(128, 128, 128)))
+    from cemssl_ik.learning.targets import sample_targets
+
+    cond = model.encode_targets(sample_targets(chain, 2 * 64, torch.Generator().manual_seed(1)).position, None).reshape(2, 64, -1)
+    z = torch.randn(2, 64, model.latent_dim).to(model.dtype)
+    full = model.generate(cond, z).detach()
+    with hidden_precision(model, torch.bfloat16):
+        low = model.generate(cond, z)
+        low.square().sum().backward()
+    low = low.detach()
+    # the products ran in bfloat16 (8 significant bits), not in float32, and close to it
+    assert not torch.equal(low, full)
+    assert float((low - full).abs().max()) < 0.05 * float(full.abs().max())
+    # weights, their gradients and the output stay float32; input/output layers are never cast
+    assert low.dtype == torch.float32 and all(p.grad.dtype == torch.float32 for p in model.parameters() if p.grad is not None)
+    linears = [m for m in model.modules() if isinstance(m, BatchedLinear)]
+    assert all(m.compute_dtype is None for m in linears)
+    assert torch.equal(model.generate(cond, z).detach(), full)  # the context restored full precision
+
+    # a training run casts in the first bf16_fraction of its steps only, and still learns
+    seen: list = []
+    forward = BatchedLinear.forward
+
+    def spy(self, x):
+        seen.append(self.compute_dtype)
+        return forward(self, x)
+
+    monkeypatch.setattr(BatchedLinear, "forward", spy)
+    before = evaluate_precision(model, chain, 300).position_error.mean()
+    seen.clear()
+    cfg = UnsupervisedConfig(steps=400, batch_size=256, lr=2e-3, lr_final=1e-4, eval_every=0, bf16_fraction=0.5)
+    UnsupervisedTrainer(model, chain, cfg).run()
+    per_step = len(linears)
+    assert len(seen) == 400 * per_step
+    steps_low = [s for s in range(400) if torch.bfloat16 in seen[s * per_step : (s + 1) * per_step]]
+    assert steps_low == list(range(200))  # progress = step / (steps - 1) < 0.5
+    assert seen[:per_step] == [None] + [torch.bfloat16] * (per_step - 2) + [None]
+    after = evaluate_precision(model, chain, 300).position_error.mean()
+    assert after * 4 <= before
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="bf16_fraction"):
+            UnsupervisedConfig(bf16_fraction=bad)

@@ -23,9 +23,14 @@ class StepTrainer:
     step_count: int = 0
     _started: float | None = None
 
+    def current_progress(self) -> float:
+        """Fraction of the run done, by steps or by the time budget (see :func:`~.schedule.progress`)."""
+        c = self.config
+        return progress(self.step_count, c.steps, self._started, c.max_seconds)
+
     def current_lr(self) -> float:
         c = self.config
-        return cosine_lr(c.lr, c.lr_final, progress(self.step_count, c.steps, self._started, c.max_seconds))
+        return cosine_lr(c.lr, c.lr_final, self.current_progress())
 
     def step(self) -> dict[str, float]:
         raise NotImplementedError

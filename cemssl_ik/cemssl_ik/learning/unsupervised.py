@@ -33,8 +33,9 @@ import torch
 from ..kinematics.chain import KinematicChain, damped_least_squares
 from ..kinematics.transforms import rotation_angle, rotation_log
 from ..models.generators import IKGenerator
+from ..models.networks import hidden_precision
 from .loop import StepTrainer
-from .schedule import adam
+from .schedule import adam, cosine_lr
 from .targets import sample_targets
 
 __all__ = ["SphereObstacle", "FKLoss", "UnsupervisedConfig", "UnsupervisedTrainer"]
@@ -154,6 +155,10 @@ class UnsupervisedConfig:
         seed: RNG seed.
         adam_eps: Adam's epsilon (see :func:`~.schedule.adam`: the FK loss is in m^2, so torch's
             default 1e-8 can dominate Adam's denominator once the model is sub-millimetre precise).
+        bf16_fraction: part of the run (by steps or time budget, as the learning-rate schedule) in
+            which the networks' hidden-to-hidden products run in bfloat16 (see
+            :func:`~cemssl_ik.models.networks.hidden_precision`; 0: never).  Faster steps while the
+            model is coarse; the rest of the run, which makes it precise, is in full precision.
     """
 
     steps: int = 20000
@@ -170,10 +175,13 @@ class UnsupervisedConfig:
     max_seconds: float = 0.0
     seed: int = 0
     adam_eps: float = 1e-8
+    bf16_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.adam_eps > 0:
             raise ValueError(f"adam_eps must be > 0, got {self.adam_eps}")
+        if not 0.0 <= self.bf16_fraction <= 1.0:
+            raise ValueError(f"bf16_fraction must be in [0, 1], got {self.bf16_fraction}")
         if self.steps < 0 or self.batch_size < 1:
             raise ValueError(f"steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
         if not (self.lr > 0 and self.lr_final > 0):
@@ -210,9 +218,12 @@ class UnsupervisedTrainer(StepTrainer):
         pose = m.config.target == "pose"
         cond = m.encode_targets(t.position, t.rotation if pose else None).reshape(M, B, -1)
         z = torch.randn(M, B, m.latent_dim, generator=self.generator, dtype=torch.float64).to(m.device, m.dtype)
+        frac = self.current_progress()
         for g in self.optimizer.param_groups:
-            g["lr"] = self.current_lr()
-        q = m.decode(m.generate(cond, z), t.position.reshape(M, B, 3)).reshape(M * B, -1)
+            g["lr"] = cosine_lr(c.lr, c.lr_final, frac)
+        with hidden_precision(m, torch.bfloat16 if frac < c.bf16_fraction else None):
+            raw = m.generate(cond, z)
+        q = m.decode(raw, t.position.reshape(M, B, 3)).reshape(M * B, -1)
         loss = self.loss_fn(q, t.position.to(m.device), t.rotation.to(m.device) if pose else None).mean() * M
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -7,18 +7,27 @@ CPU than a Python loop over M modules, because every layer is one ``baddbmm`` ov
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["BatchedLinear", "BatchedMLP", "ACTIVATIONS"]
+__all__ = ["BatchedLinear", "BatchedMLP", "ACTIVATIONS", "hidden_precision"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
 
 
 class BatchedLinear(nn.Module):
-    """M independent linear layers: (M, B, in) -> (M, B, out). Initialized like ``nn.Linear``."""
+    """M independent linear layers: (M, B, in) -> (M, B, out). Initialized like ``nn.Linear``.
+
+    ``compute_dtype`` (None: the parameters' dtype) runs the matrix product in a lower precision:
+    input and weight are cast to it and the product is cast back before the bias is added, so the
+    parameters, their gradients and the optimizer state stay in full precision (mixed precision
+    with master weights).  It is runtime state, never saved; see :func:`hidden_precision`.
+    """
+
+    compute_dtype: torch.dtype | None = None
 
     def __init__(self, members: int, in_features: int, out_features: int) -> None:
         super().__init__()
@@ -30,7 +39,10 @@ class BatchedLinear(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+        dt = self.compute_dtype
+        if dt is None or dt == self.weight.dtype:
+            return torch.baddbmm(self.bias, x, self.weight)
+        return torch.bmm(x.to(dt), self.weight.to(dt)).to(self.weight.dtype) + self.bias
 
 
 class BatchedMLP(nn.Module):
@@ -58,8 +70,37 @@ class BatchedMLP(nn.Module):
         self.net = nn.Sequential(*layers)
         self.members = members
 
+    def hidden_layers(self) -> list[BatchedLinear]:
+        """The layers between two hidden widths (all but the input and output layers)."""
+        linears = [m for m in self.net if isinstance(m, BatchedLinear)]
+        return linears[1:-1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(M, B, in) -> (M, B, out)."""
         if x.ndim != 3 or x.shape[0] != self.members:
             raise ValueError(f"expected input (M={self.members}, B, in), got {tuple(x.shape)}")
         return self.net(x)
+
+
+@contextmanager
+def hidden_precision(module: nn.Module, dtype: torch.dtype | None) -> Iterator[None]:
+    """Run the hidden-to-hidden products of every :class:`BatchedMLP` in ``module`` in ``dtype``.
+
+    ``dtype=None`` changes nothing.  The input and output layers stay in full precision: the input
+    carries the target's coordinates, and the output is the joint encoding, whose rounding in
+    bfloat16 (8 significant bits) alone would move a UR3's tool by about a millimetre.  With the
+    hidden products in bfloat16 the shipped UR3 position model evaluates to 0.24 mm instead of
+    0.021, so this is for the early, coarse part of a training run (``bf16_fraction`` of
+    :class:`~cemssl_ik.learning.unsupervised.UnsupervisedConfig`), where it makes a step of the
+    2-member position ensemble 1.5 times faster on a CPU with AMX / AVX512-BF16 units (10.0 against
+    6.8 ms on two threads).  Without such units bfloat16 products are emulated and slower.
+    """
+    layers = [layer for mlp in module.modules() if isinstance(mlp, BatchedMLP) for layer in mlp.hidden_layers()] if dtype is not None else []
+    saved = [layer.compute_dtype for layer in layers]
+    for layer in layers:
+        layer.compute_dtype = dtype
+    try:
+        yield
+    finally:
+        for layer, old in zip(layers, saved):
+            layer.compute_dtype = old
