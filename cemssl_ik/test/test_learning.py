@@ -226,11 +226,15 @@ def test_distance_fk_loss_is_the_weighted_tip_distance(pose):
     c = 1e-3
     hybrid = FKLoss(chain, limit_weight=0.0, position_loss="distance", distance_scale=c)(q0, goal.position, rotation)
     assert torch.allclose(hybrid, distance.detach() + squared / (2 * c), rtol=1e-12, atol=0)
-    for bad in ({"distance_scale": -1e-3}, {"position_loss": "distance", "distance_scale": float("nan")}):
+    # negative, NaN, or a scale on a loss that would ignore it
+    bads = ({"distance_scale": -1e-3}, {"position_loss": "distance", "distance_scale": float("nan")}, {"distance_scale": 1e-3}, {"position_loss": "gauss-newton", "distance_scale": 1e-3})
+    for bad in bads:
         with pytest.raises(ValueError, match="distance_scale"):
             FKLoss(chain, **bad)
         with pytest.raises(ValueError, match="distance_scale"):
             UnsupervisedConfig(**bad)
+        with pytest.raises(ValueError, match="fk_distance_scale"):
+            CEMSSLConfig(**{"fk_" + k: v for k, v in bad.items()})
 
 
 @pytest.mark.parametrize("pose", [False, True])

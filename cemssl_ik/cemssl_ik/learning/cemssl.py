@@ -29,7 +29,7 @@ from ..models.generators import IKGenerator
 from .forward_model import AnalyticForwardModel, ForwardModel
 from .schedule import adam, cosine_lr, flush_denormals, progress
 from .targets import TargetBatch, sample_targets
-from .unsupervised import FKLoss
+from .unsupervised import FKLoss, check_distance_scale
 
 __all__ = ["CEMSSLConfig", "CEMSSLTrainer", "IterationStats", "FK_LOSS_TARGETS"]
 
@@ -130,8 +130,7 @@ class CEMSSLConfig:
             raise ValueError("fk_loss_weight, weight_decay, lr_warmup, max_seconds and eval_every must be >= 0")
         if self.fk_position_loss not in FKLoss.POSITION_LOSSES:
             raise ValueError(f"fk_position_loss must be one of {FKLoss.POSITION_LOSSES}, got {self.fk_position_loss!r}")
-        if not self.fk_distance_scale >= 0:
-            raise ValueError(f"fk_distance_scale must be >= 0, got {self.fk_distance_scale}")
+        check_distance_scale(self.fk_position_loss, self.fk_distance_scale, "fk_distance_scale")
         if self.fk_loss_targets not in FK_LOSS_TARGETS:
             raise ValueError(f"fk_loss_targets must be one of {FK_LOSS_TARGETS}, got {self.fk_loss_targets!r}")
 

@@ -50,6 +50,14 @@ class SphereObstacle:
     margin: float = 0.02
 
 
+def check_distance_scale(position_loss: str, distance_scale: float, name: str = "distance_scale") -> None:
+    """A distance scale must be >= 0, and only the ``"distance"`` loss has one."""
+    if not distance_scale >= 0:
+        raise ValueError(f"{name} must be >= 0, got {distance_scale}")
+    if distance_scale and position_loss != "distance":
+        raise ValueError(f"{name} applies to the 'distance' FK loss only, got {distance_scale} with {position_loss!r}")
+
+
 class FKLoss:
     """Per-sample FK losses (B,) for predicted joints ``q`` (B, dof) against targets.
 
@@ -87,8 +95,7 @@ class FKLoss:
             raise ValueError(f"position_loss must be one of {self.POSITION_LOSSES}, got {position_loss!r}")
         if not damping > 0:
             raise ValueError(f"damping must be > 0, got {damping}")
-        if not distance_scale >= 0:
-            raise ValueError(f"distance_scale must be >= 0, got {distance_scale}")
+        check_distance_scale(position_loss, distance_scale)
         self.position_loss, self.damping, self.distance_scale = position_loss, damping, distance_scale
         self.chain = chain
         self.rotation_weight = rotation_weight
@@ -188,8 +195,7 @@ class UnsupervisedConfig:
             raise ValueError(f"learning rates must be > 0, got lr={self.lr}, lr_final={self.lr_final}")
         if self.position_loss not in FKLoss.POSITION_LOSSES:
             raise ValueError(f"position_loss must be one of {FKLoss.POSITION_LOSSES}, got {self.position_loss!r}")
-        if not self.distance_scale >= 0:
-            raise ValueError(f"distance_scale must be >= 0, got {self.distance_scale}")
+        check_distance_scale(self.position_loss, self.distance_scale)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
