@@ -119,18 +119,21 @@ def test_cli_train_eval_and_resume(tmp_path):
 
 
 def test_cli_warmup_lr_is_separate_from_the_cemssl_lr(tmp_path):
-    """`--warmup-lr` sets the FK-loss warm start's rate; CEMSSL keeps `--lr`; a non-positive rate is refused."""
+    """`--warmup-lr` sets the FK-loss warm start's rate; CEMSSL keeps `--lr`; a non-positive rate is refused; `--bf16-fraction` is recorded and validated."""
     out = tmp_path / "w"
     cmd = [sys.executable, "-m", "cemssl_ik.cli", "train", "--robot", "planar3", "--members", "1", "--hidden", "16,16", "--warmup-steps", "4",
            "--iterations", "2", "--epochs", "1", "--samples-per-iteration", "64", "--lr", "2e-6", "--lr-final", "1e-6", "--eval-every", "0",
            "--threads", "1", "--out", str(out)]
-    run = subprocess.run([*cmd, "--warmup-lr", "5e-4"], capture_output=True, text=True, timeout=300)
+    run = subprocess.run([*cmd, "--warmup-lr", "5e-4", "--bf16-fraction", "0.5"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     phases = {p["phase"]: p for p in json.loads((tmp_path / "w.json").read_text())["training"]["phases"]}
     assert phases["warmup"]["config"]["lr"] == 5e-4 and phases["warmup"]["steps"] == 4
+    assert phases["warmup"]["config"]["bf16_fraction"] == 0.5
     assert phases["cemssl"]["config"]["lr"] == 2e-6
     bad = subprocess.run([*cmd, "--warmup-lr", "0"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--warmup-lr must be > 0" in bad.stderr
+    bad = subprocess.run([*cmd, "--bf16-fraction", "1.5"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "bf16_fraction must be in [0, 1]" in bad.stderr
 
 
 def test_cli_fk_loss_distance_and_scale_reach_both_phases(tmp_path):
