@@ -35,7 +35,7 @@ from ..kinematics.transforms import rotation_angle, rotation_log
 from ..models.generators import IKGenerator
 from ..models.networks import hidden_precision
 from .loop import StepTrainer
-from .schedule import adam, cosine_lr
+from .schedule import adam
 from .targets import sample_targets
 
 __all__ = ["SphereObstacle", "FKLoss", "UnsupervisedConfig", "UnsupervisedTrainer"]
@@ -224,10 +224,9 @@ class UnsupervisedTrainer(StepTrainer):
         pose = m.config.target == "pose"
         cond = m.encode_targets(t.position, t.rotation if pose else None).reshape(M, B, -1)
         z = torch.randn(M, B, m.latent_dim, generator=self.generator, dtype=torch.float64).to(m.device, m.dtype)
-        frac = self.current_progress()
         for g in self.optimizer.param_groups:
-            g["lr"] = cosine_lr(c.lr, c.lr_final, frac)
-        with hidden_precision(m, torch.bfloat16 if frac < c.bf16_fraction else None):
+            g["lr"] = self.current_lr()
+        with hidden_precision(m, torch.bfloat16 if self.current_progress() < c.bf16_fraction else None):
             raw = m.generate(cond, z)
         q = m.decode(raw, t.position.reshape(M, B, 3)).reshape(M * B, -1)
         loss = self.loss_fn(q, t.position.to(m.device), t.rotation.to(m.device) if pose else None).mean() * M
