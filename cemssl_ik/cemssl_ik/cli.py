@@ -187,6 +187,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         lr_warmup=args.lr_warmup,
         adam_eps=args.adam_eps,
+        bf16_fraction=args.cemssl_bf16_fraction,
         projected_targets=not args.plain_targets,
         keep_best=not args.no_keep_best,
         eval_every=args.eval_every,
@@ -513,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--samples-per-iteration", type=int, default=4096, help="CEMSSL samples per member per iteration")
     tr.add_argument("--batch-size", type=int, default=128, help="training batch per member (supervised / unsupervised use twice this)")
     tr.add_argument("--steps", type=int, default=20000, help="optimizer steps of supervised / unsupervised training")
-    tr.add_argument("--warmup-steps", type=int, default=0, help="FK-loss warm-start steps before CEMSSL from scratch")
+    tr.add_argument("--warmup-steps", type=int, default=0, help="FK-loss steps (paper 002; --warmup-lr, --fk-loss, --bf16-fraction) before the CEMSSL iterations: a warm start from scratch, or a first fine-tuning phase of the --finetune model")
     tr.add_argument("--pretrain-steps", type=int, default=0, help="regression steps on FK samples (motor babbling) before CEMSSL from scratch")
     tr.add_argument("--warmup-lr", type=float, default=None, help="initial learning rate of --warmup-steps (decays to --lr-final; default: --lr, else 1e-3); CEMSSL then starts at --lr")
     tr.add_argument("--pretrain-lr", type=float, default=1e-3, help="initial learning rate of --pretrain-steps (decays to --lr-final); CEMSSL then starts at --lr (default 3e-4)")
@@ -555,6 +556,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="F",
         help="FK-loss training (unsupervised, --warmup-steps): run the hidden layers' matrix products in bfloat16 for the first F of the run (by steps or --max-minutes; weights and optimizer stay float32). 1.5x faster steps on CPUs with AMX/AVX512-BF16 while the model is coarse; slower on CPUs without bfloat16 units (default 0: never)",
+    )
+    tr.add_argument(
+        "--cemssl-bf16-fraction",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="the same for the CEMSSL iterations' training phases: bfloat16 hidden products for the first F of the iterations (or of --max-minutes); sampling and evaluation stay float32 (default 0: never)",
     )
     tr.add_argument("--lr", type=float, default=None, help="initial learning rate (default 1.5e-3; 3e-4 when fine-tuning or after --pretrain-steps; 1e-3 supervised)")
     tr.add_argument("--lr-final", type=float, default=1e-5, help="final learning rate (cosine decay)")

@@ -212,3 +212,24 @@ def test_prune_drops_an_imprecise_member_and_keeps_the_others_exactly(tmp_path):
         select_members(model, [0, 0])
     single = subprocess.run([sys.executable, "-m", "cemssl_ik.cli", "prune", "--model", str(tmp_path / "pruned"), "--out", str(tmp_path / "x"), "--max-ratio", "1"], capture_output=True, text=True, timeout=120)
     assert single.returncode == 2 and "--max-ratio must be > 1" in single.stderr
+
+
+def test_cli_finetunes_a_baseline_with_an_fk_loss_phase_and_cemssl(tmp_path):
+    """The unified framework from the CLI: a CVAE pretrained, then fine-tuned by `--warmup-steps` FK-loss steps and CEMSSL iterations (bfloat16 in the first half of them); it stays a CVAE."""
+    base = [sys.executable, "-m", "cemssl_ik.cli", "train", "--robot", "planar3", "--method", "cvae", "--hidden", "16,16", "--threads", "1"]
+    pre = subprocess.run([*base, "--steps", "20", "--out", str(tmp_path / "cvae")], capture_output=True, text=True, timeout=300)
+    assert pre.returncode == 0, pre.stderr
+    cmd = [*base, "--finetune", str(tmp_path / "cvae"), "--warmup-steps", "6", "--warmup-lr", "5e-4", "--iterations", "2", "--epochs", "1",
+           "--samples-per-iteration", "64", "--lr", "1e-4", "--eval-every", "1", "--out", str(tmp_path / "ft")]
+    run = subprocess.run([*cmd, "--cemssl-bf16-fraction", "0.5"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    meta = json.loads((tmp_path / "ft.json").read_text())
+    assert meta["method"] == "cvae" and meta["training"]["finetuned_from"]["method"] == "cvae"
+    phases = [p["phase"] for p in meta["training"]["phases"]]
+    assert phases == ["warmup", "cemssl"]  # no second pretraining: the checkpoint's weights are the start
+    warm, cem = meta["training"]["phases"]
+    assert warm["steps"] == 6 and warm["config"]["lr"] == 5e-4
+    assert cem["iterations"] == 2 and cem["config"]["lr"] == 1e-4 and cem["config"]["bf16_fraction"] == 0.5
+    assert cem["initial_eval_error_mean"] is not None  # keep-best weighed the warm phase's result too
+    bad = subprocess.run([*cmd, "--cemssl-bf16-fraction", "2"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "bf16_fraction must be in [0, 1]" in bad.stderr

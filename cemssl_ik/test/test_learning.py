@@ -545,3 +545,45 @@ def test_bf16_hidden_products_run_in_the_early_part_of_fk_loss_training_only(mon
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="bf16_fraction"):
             UnsupervisedConfig(bf16_fraction=bad)
+
+
+def test_cemssl_bf16_fraction_casts_the_training_phase_of_early_iterations_only(monkeypatch):
+    from cemssl_ik.models.networks import BatchedLinear
+
+    torch.manual_seed(0)
+    chain = planar_arm(3, limit=math.pi / 2)
+    model = new_model(chain, small("cemssl", chain, hidden=(64, 64, 64)))
+    phase = ["idle"]
+    seen: list[tuple[int, str, object]] = []
+    forward, sample, train = BatchedLinear.forward, CEMSSLTrainer.sample_phase, CEMSSLTrainer._train_epochs
+
+    def spy_forward(self, x):
+        seen.append((trainer.iteration, phase[0], self.compute_dtype))
+        return forward(self, x)
+
+    def in_phase(name, fn):
+        def wrapped(self, *a):
+            phase[0] = name
+            try:
+                return fn(self, *a)
+            finally:
+                phase[0] = "idle"
+
+        return wrapped
+
+    monkeypatch.setattr(BatchedLinear, "forward", spy_forward)
+    monkeypatch.setattr(CEMSSLTrainer, "sample_phase", in_phase("sample", sample))
+    monkeypatch.setattr(CEMSSLTrainer, "_train_epochs", in_phase("train", train))
+    cfg = CEMSSLConfig(iterations=4, epochs=1, samples_per_iteration=256, eval_every=1, keep_best=False, bf16_fraction=0.5, fk_loss_weight=10.0)
+    trainer = CEMSSLTrainer(model, chain, cfg)
+    trainer.run()
+    low = {(it, ph) for it, ph, dt in seen if dt == torch.bfloat16}
+    # progress = iteration / (iterations - 1): iterations 0 and 1 are below 0.5, and only their
+    # training phases (MSE and FK-loss passes) cast; sampling and evaluation stay float32
+    assert low == {(0, "train"), (1, "train")}
+    assert {(it, ph) for it, ph, _ in seen} >= {(i, p) for i in range(4) for p in ("sample", "train")}
+    assert all(m.compute_dtype is None for m in model.modules() if isinstance(m, BatchedLinear))
+    assert all(math.isfinite(h["train_loss"]) for h in trainer.history)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="bf16_fraction"):
+            CEMSSLConfig(bf16_fraction=bad)

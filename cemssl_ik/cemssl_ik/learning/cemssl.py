@@ -26,6 +26,7 @@ import torch
 from ..kinematics.chain import KinematicChain, damped_least_squares
 from ..kinematics.limits import wrap_to_pi
 from ..models.generators import IKGenerator
+from ..models.networks import hidden_precision
 from .forward_model import AnalyticForwardModel, ForwardModel
 from .schedule import adam, cosine_lr, flush_denormals, progress
 from .targets import TargetBatch, sample_targets
@@ -88,6 +89,10 @@ class CEMSSLConfig:
         max_seconds: stop after this much wall time (0: no limit).
         seed: RNG seed of targets, latents and shuffling.
         adam_eps: Adam's epsilon (see :func:`~.schedule.adam`).
+        bf16_fraction: part of the run (by iterations or ``max_seconds``, as the learning-rate
+            schedule) whose training phase runs the networks' hidden-to-hidden products in bfloat16
+            (see :func:`~cemssl_ik.models.networks.hidden_precision`; 0: never).  The sampling
+            phase, the evaluations and the rest of the run stay in full precision.
     """
 
     iterations: int = 200
@@ -115,10 +120,13 @@ class CEMSSLConfig:
     max_seconds: float = 0.0
     seed: int = 0
     adam_eps: float = 1e-8
+    bf16_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.adam_eps > 0:
             raise ValueError(f"adam_eps must be > 0, got {self.adam_eps}")
+        if not 0.0 <= self.bf16_fraction <= 1.0:
+            raise ValueError(f"bf16_fraction must be in [0, 1], got {self.bf16_fraction}")
         for name in ("iterations", "epochs", "samples_per_iteration", "inference_batch", "training_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -203,9 +211,14 @@ class CEMSSLTrainer:
         idx = torch.randint(len(self._target_set), (n,), generator=self.generator)
         return self._target_set.index(idx)
 
+    def current_progress(self) -> float:
+        """Fraction of the run done (iterations, or the time budget when it runs out first)."""
+        c = self.config
+        return progress(self.iteration, c.iterations, self._started, c.max_seconds)
+
     def current_lr(self) -> float:
         c = self.config
-        lr = cosine_lr(c.lr, c.lr_final, progress(self.iteration, c.iterations, self._started, c.max_seconds))
+        lr = cosine_lr(c.lr, c.lr_final, self.current_progress())
         if self.iteration < c.lr_warmup:
             lr *= (self.iteration + 1) / c.lr_warmup
         return lr
@@ -315,10 +328,15 @@ class CEMSSLTrainer:
     def train_phase(self, data: dict[str, torch.Tensor]) -> float:
         """Step 3: E epochs of MSE on (p', z) -> q, every member on its own samples."""
         m, c = self.model, self.config
-        M, N = data["z"].shape[:2]
         lr = self.current_lr()
         for g in self.optimizer.param_groups:
             g["lr"] = lr
+        with hidden_precision(m, torch.bfloat16 if self.current_progress() < c.bf16_fraction else None):
+            return self._train_epochs(data)
+
+    def _train_epochs(self, data: dict[str, torch.Tensor]) -> float:
+        m, c = self.model, self.config
+        M, N = data["z"].shape[:2]
         # invalid samples get zero weight instead of being removed, keeping (M, N) rectangular
         weight = data["valid"].to(m.dtype)
         total, steps = 0.0, 0

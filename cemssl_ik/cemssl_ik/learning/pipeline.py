@@ -35,7 +35,9 @@ class TrainRequest:
         cemssl: CEMSSL hyperparameters (cemssl / emssl, and fine-tuning).
         supervised: pretraining hyperparameters (cvae / cgan / cinn).
         unsupervised: FK-loss hyperparameters (unsupervised, and the CEMSSL warm start).
-        warmup_steps: for cemssl / emssl from scratch: FK-loss steps before the CEMSSL loop (0: none).
+        warmup_steps: FK-loss steps (paper 002, the ``unsupervised`` hyperparameters) before the
+            CEMSSL loop (0: none): for cemssl / emssl from scratch, or, when fine-tuning, on the
+            loaded model's generator before its CEMSSL iterations.
         pretrain_steps: for cemssl / emssl from scratch: steps of regression on FK samples (motor
             babbling: uniform joints through the forward model) before the CEMSSL loop, with the
             ``supervised`` hyperparameters (0: none).  For models with branch classes this is a
@@ -139,7 +141,7 @@ def train_model(
             tr_p = SupervisedTrainer(model, chain, pre_cfg)
             reason = tr_p.run(lambda s, info, err: report("pretrain", {"step": s, "steps": req.pretrain_steps, **info, "eval_error_mean": err}))
             summary["phases"].append({"phase": "pretrain", "config": pre_cfg.to_dict(), "stop": reason, "steps": tr_p.step_count, "history": tr_p.history})
-        if req.warmup_steps and not req.finetune and not req.resume:
+        if req.warmup_steps and not req.resume:
             warm_cfg = UnsupervisedConfig(**{**req.unsupervised.to_dict(), "steps": req.warmup_steps})
             tr_w = UnsupervisedTrainer(model, chain, warm_cfg)
             reason = tr_w.run(lambda s, info, err: report("warmup", {"step": s, "steps": req.warmup_steps, **info, "eval_error_mean": err}))
