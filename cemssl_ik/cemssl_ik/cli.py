@@ -504,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--base-symmetry",
         action="store_true",
-        help="exploit the first joint's symmetry: the network sees targets turned onto one half-plane about its axis and outputs the first joint relative to the target's azimuth (needs a revolute first joint with a full-turn range, e.g. UR)",
+        help="exploit the first joint's symmetry: the network sees targets turned onto one half-plane about its axis and outputs the first joint relative to the target's azimuth (needs a revolute first joint with a full-turn range, e.g. UR); with --finetune: gives a checkpoint without it the symmetry, its weights kept (it starts from its own solutions on one half-plane)",
     )
     tr.add_argument("--output", choices=["sigmoid", "biternion"], default=None, help="joint output encoding (default biternion; sigmoid for cinn)")
     tr.add_argument("--kl-weight", type=float, default=1e-3, help="CVAE KL weight")

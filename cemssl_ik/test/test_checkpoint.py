@@ -215,16 +215,20 @@ def test_prune_drops_an_imprecise_member_and_keeps_the_others_exactly(tmp_path):
 
 
 def test_cli_finetunes_a_baseline_with_an_fk_loss_phase_and_cemssl(tmp_path):
-    """The unified framework from the CLI: a CVAE pretrained, then fine-tuned by `--warmup-steps` FK-loss steps and CEMSSL iterations (bfloat16 in the first half of them); it stays a CVAE."""
+    """The unified framework from the CLI: a CVAE pretrained, then fine-tuned by `--warmup-steps` FK-loss steps and CEMSSL iterations (bfloat16 in the first half of them), given the base symmetry; it stays a CVAE."""
     base = [sys.executable, "-m", "cemssl_ik.cli", "train", "--robot", "planar3", "--method", "cvae", "--hidden", "16,16", "--threads", "1"]
     pre = subprocess.run([*base, "--steps", "20", "--out", str(tmp_path / "cvae")], capture_output=True, text=True, timeout=300)
     assert pre.returncode == 0, pre.stderr
     cmd = [*base, "--finetune", str(tmp_path / "cvae"), "--warmup-steps", "6", "--warmup-lr", "5e-4", "--iterations", "2", "--epochs", "1",
            "--samples-per-iteration", "64", "--lr", "1e-4", "--eval-every", "1", "--out", str(tmp_path / "ft")]
-    run = subprocess.run([*cmd, "--cemssl-bf16-fraction", "0.5"], capture_output=True, text=True, timeout=300)
+    run = subprocess.run([*cmd, "--cemssl-bf16-fraction", "0.5", "--base-symmetry"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     meta = json.loads((tmp_path / "ft.json").read_text())
     assert meta["method"] == "cvae" and meta["training"]["finetuned_from"]["method"] == "cvae"
+    # --base-symmetry gave the pretrained CVAE the symmetry (it had none), kept in the checkpoint
+    assert not json.loads((tmp_path / "cvae.json").read_text())["model_config"]["base_symmetry"]
+    assert meta["model_config"]["base_symmetry"] and meta["training"]["base_symmetry_added"]
+    assert "axis" in meta["target_encoder"]
     phases = [p["phase"] for p in meta["training"]["phases"]]
     assert phases == ["warmup", "cemssl"]  # no second pretraining: the checkpoint's weights are the start
     warm, cem = meta["training"]["phases"]

@@ -141,6 +141,36 @@ def test_base_symmetry_models_are_exactly_equivariant_and_train(method):
     assert torch.isfinite(model.sample(fk.position, fk.rotation, 2).q).all()
 
 
+@pytest.mark.parametrize("method", ["cgan", "cinn"])
+def test_with_base_symmetry_keeps_the_network_and_its_solutions_on_the_reference_half_plane(method):
+    """A model trained without the symmetry gets it for fine-tuning: same weights, exactly its own
+    solutions for targets of azimuth 0, and elsewhere those of the turned target, turned back."""
+    from cemssl_ik.models import with_base_symmetry
+
+    chain = load_robot("ur3")
+    torch.manual_seed(0)
+    model = new_model(chain, small(method, chain))
+    sym = with_base_symmetry(model, chain)
+    assert sym.config.base_symmetry and not model.config.base_symmetry and type(sym) is type(model)
+    assert sym.target_encoder.mean == model.target_encoder.mean and sym.target_encoder.scale == model.target_encoder.scale
+    assert all(torch.equal(a, b) for a, b in zip(sym.state_dict().values(), model.state_dict().values()))
+    fk = chain.forward(chain.sample_configurations(100, torch.Generator().manual_seed(1)))
+    canon, _ = sym.target_encoder.canonicalize(fk.position)
+    z = torch.randn(100, 2, model.latent_dim)
+    def wrapped(d):  # the same angle: a joint at -pi and at +pi (the sigmoid codec's ends) agree
+        return torch.remainder(d + math.pi, 2 * math.pi) - math.pi
+
+    q_orig = model.sample(canon, None, 2, z=z).q.double()
+    assert wrapped(sym.sample(canon, None, 2, z=z).q.double() - q_orig).abs().max() < 1e-5
+    q_sym = sym.sample(fk.position, None, 2, z=z).q.double()
+    turn = sym.target_encoder.azimuth(fk.position)[:, None]
+    dq = wrapped(q_sym - q_orig)
+    assert torch.allclose(dq[..., 0], turn.expand(-1, 2), atol=1e-4) and dq[..., 1:].abs().max() < 1e-4
+    assert with_base_symmetry(sym, chain) is sym
+    with pytest.raises(ValueError, match="full turn"):
+        with_base_symmetry(new_model(planar_arm(3, limit=math.pi / 2), small(method, planar_arm(3, limit=math.pi / 2))), planar_arm(3, limit=math.pi / 2))
+
+
 @pytest.mark.parametrize("activation", ["relu", "silu"])
 def test_cinn_is_invertible(activation):
     torch.manual_seed(1)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 
 from ..kinematics.chain import KinematicChain
-from ..models import IKGenerator, ModelConfig, load_checkpoint, new_model, save_checkpoint
+from ..models import IKGenerator, ModelConfig, load_checkpoint, new_model, save_checkpoint, with_base_symmetry
 from ..models.checkpoint import atomic_write_bytes
 from .cemssl import CEMSSLConfig, CEMSSLTrainer
 from .supervised import SupervisedConfig, SupervisedTrainer
@@ -31,7 +31,8 @@ class TrainRequest:
 
     Attributes:
         method: cemssl | emssl | cvae | cgan | cinn | unsupervised.
-        model: architecture (ignored when fine-tuning: the checkpoint's is used).
+        model: architecture.  When fine-tuning the checkpoint's is used, and only ``base_symmetry``
+            is read: True gives a checkpoint without it the symmetry (:func:`with_base_symmetry`).
         cemssl: CEMSSL hyperparameters (cemssl / emssl, and fine-tuning).
         supervised: pretraining hyperparameters (cvae / cgan / cinn).
         unsupervised: FK-loss hyperparameters (unsupervised, and the CEMSSL warm start).
@@ -114,6 +115,9 @@ def train_model(
         model.to(dtype)
         summary["finetuned_from"] = {"path": str(info.path), "method": info.metadata["method"], "training": info.training}
         summary["method"] = info.metadata["method"]
+        if req.model.base_symmetry and not model.config.base_symmetry:
+            model = with_base_symmetry(model, chain)
+            summary["base_symmetry_added"] = True
     elif req.resume:
         model, _ = load_checkpoint(req.out, chain, device=req.device)
         model.to(dtype)

@@ -28,6 +28,7 @@ __all__ = [
     "BatchedLinear",
     "BatchedMLP",
     "new_model",
+    "with_base_symmetry",
 ]
 
 
@@ -44,13 +45,7 @@ def new_model(chain, config: ModelConfig, positions=None) -> IKGenerator:
         positions = chain.forward(q).position
     axis_point = axis = None
     if config.base_symmetry:
-        sym = chain.base_symmetry_axis()
-        if sym is None:
-            raise ValueError(
-                f"chain {chain.name!r}: base_symmetry needs a revolute first joint whose learning range is a full turn "
-                f"(here {chain.joint_types[0]} with limits [{chain.learning_limits()[0][0]:.3g}, {chain.learning_limits()[1][0]:.3g}])"
-            )
-        axis_point, axis = sym
+        axis_point, axis = _symmetry_axis(chain)
     encoder = TargetEncoder.fit(config.target, positions, axis_point, axis)
     lo, hi = chain.learning_limits()
     codec = JointCodec(lo, hi, chain.periodic, config.output)
@@ -60,3 +55,33 @@ def new_model(chain, config: ModelConfig, positions=None) -> IKGenerator:
 
         check_chain(model.branch_labeler, chain)
     return model
+
+
+def _symmetry_axis(chain):
+    sym = chain.base_symmetry_axis()
+    if sym is None:
+        raise ValueError(
+            f"chain {chain.name!r}: base_symmetry needs a revolute first joint whose learning range is a full turn "
+            f"(here {chain.joint_types[0]} with limits [{chain.learning_limits()[0][0]:.3g}, {chain.learning_limits()[1][0]:.3g}])"
+        )
+    return sym
+
+
+def with_base_symmetry(model: IKGenerator, chain) -> IKGenerator:
+    """The same network (weights copied) behind the base-symmetric target encoding.
+
+    The encoder keeps the model's workspace statistics, so on the reference half-plane (azimuth 0)
+    the result computes exactly what ``model`` computes; any other target is turned onto that
+    half-plane and the first joint turned back by its azimuth.  A model trained without the
+    symmetry, e.g. a pretrained baseline, thus becomes a base-symmetric one to fine-tune, starting
+    from its own solutions for the targets of one half-plane.  A model that has it is returned as is.
+    """
+    if model.config.base_symmetry:
+        return model
+    axis_point, axis = _symmetry_axis(chain)
+    old = model.target_encoder
+    encoder = TargetEncoder(old.kind, old.mean, old.scale, tuple(float(v) for v in axis_point), tuple(float(v) for v in axis))
+    config = ModelConfig.from_dict({**model.config.to_dict(), "base_symmetry": True})
+    out = build_generator(config, encoder, model.codec).to(model.device, model.dtype)
+    out.load_state_dict(model.state_dict())
+    return out
