@@ -157,6 +157,7 @@ def test_with_base_symmetry_keeps_the_network_and_its_solutions_on_the_reference
     fk = chain.forward(chain.sample_configurations(100, torch.Generator().manual_seed(1)))
     canon, _ = sym.target_encoder.canonicalize(fk.position)
     z = torch.randn(100, 2, model.latent_dim)
+
     def wrapped(d):  # the same angle: a joint at -pi and at +pi (the sigmoid codec's ends) agree
         return torch.remainder(d + math.pi, 2 * math.pi) - math.pi
 
@@ -167,8 +168,9 @@ def test_with_base_symmetry_keeps_the_network_and_its_solutions_on_the_reference
     dq = wrapped(q_sym - q_orig)
     assert torch.allclose(dq[..., 0], turn.expand(-1, 2), atol=1e-4) and dq[..., 1:].abs().max() < 1e-4
     assert with_base_symmetry(sym, chain) is sym
+    limited = planar_arm(3, limit=math.pi / 2)  # its first joint turns a quarter each way only
     with pytest.raises(ValueError, match="full turn"):
-        with_base_symmetry(new_model(planar_arm(3, limit=math.pi / 2), small(method, planar_arm(3, limit=math.pi / 2))), planar_arm(3, limit=math.pi / 2))
+        with_base_symmetry(new_model(limited, small(method, limited)), limited)
 
 
 @pytest.mark.parametrize("activation", ["relu", "silu"])
