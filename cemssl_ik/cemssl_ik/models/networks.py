@@ -90,7 +90,8 @@ def hidden_precision(module: nn.Module, dtype: torch.dtype | None) -> Iterator[N
     carries the target's coordinates, and the output is the joint encoding.  Measured on a UR3
     position model of 0.021 mm: 0.24 mm with its hidden products in bfloat16 (8 significant bits),
     0.42 mm with the output layer's too.  So this is for the early, coarse part of a training run
-    (``bf16_fraction`` of :class:`~cemssl_ik.learning.unsupervised.UnsupervisedConfig`), where it
+    (``bf16_fraction`` of :class:`~cemssl_ik.learning.unsupervised.UnsupervisedConfig` and of
+    :class:`~cemssl_ik.learning.cemssl.CEMSSLConfig`, the latter for its training phases), where it
     makes a step of the 2-member position ensemble 1.5 times faster on a CPU with AMX /
     AVX512-BF16 units (6.8 against 10.0 ms on two threads).  Without such units bfloat16 products
     are emulated and slower.
