@@ -207,6 +207,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         adam_eps=args.adam_eps,
         bf16_fraction=args.bf16_fraction,
+        ema_decay=args.ema_decay,
     )
     if args.pretrain_steps:
         sup = dataclasses.replace(sup, lr=args.pretrain_lr)
@@ -556,6 +557,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="F",
         help="FK-loss training (unsupervised, --warmup-steps): run the hidden layers' matrix products in bfloat16 for the first F of the run (by steps or --max-minutes; weights and optimizer stay float32). 1.5x faster steps on CPUs with AMX/AVX512-BF16 while the model is coarse; slower on CPUs without bfloat16 units (default 0: never)",
+    )
+    tr.add_argument(
+        "--ema-decay",
+        type=float,
+        default=0.0,
+        metavar="D",
+        help="FK-loss training (unsupervised, --warmup-steps): keep a moving average of the weights (each step moves it 1-D of the way; about the last 1/(1-D) steps), evaluated next to them; the phase ends with the better of the two (default 0: none)",
     )
     tr.add_argument(
         "--cemssl-bf16-fraction",

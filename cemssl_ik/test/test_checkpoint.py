@@ -137,18 +137,24 @@ def test_cli_warmup_lr_is_separate_from_the_cemssl_lr(tmp_path):
 
 
 def test_cli_fk_loss_distance_and_scale_reach_both_phases(tmp_path):
-    """`--fk-loss distance --fk-loss-scale MM` is recorded (in metres) for the warm start and the CEMSSL term; a scale without the distance loss is refused."""
+    """`--fk-loss distance --fk-loss-scale MM` is recorded (in metres) for the warm start and the CEMSSL term, `--ema-decay` for the warm start; a scale without the distance loss and a bad decay are refused."""
     out = tmp_path / "d"
     cmd = [sys.executable, "-m", "cemssl_ik.cli", "train", "--robot", "planar3", "--members", "1", "--hidden", "16,16", "--warmup-steps", "4",
            "--iterations", "1", "--epochs", "1", "--samples-per-iteration", "64", "--fk-loss-weight", "10", "--eval-every", "0", "--threads", "1", "--out", str(out)]
-    run = subprocess.run([*cmd, "--fk-loss", "distance", "--fk-loss-scale", "0.05"], capture_output=True, text=True, timeout=300)
+    run = subprocess.run([*cmd, "--fk-loss", "distance", "--fk-loss-scale", "0.05", "--ema-decay", "0.5"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    phases = {p["phase"]: p["config"] for p in json.loads((tmp_path / "d.json").read_text())["training"]["phases"]}
+    records = {p["phase"]: p for p in json.loads((tmp_path / "d.json").read_text())["training"]["phases"]}
+    phases = {name: p["config"] for name, p in records.items()}
+    # the weight average of the warm start is recorded with both errors and the one kept
+    assert phases["warmup"]["ema_decay"] == 0.5 and records["warmup"]["average"]["kept"] in ("average", "trained")
+    assert records["warmup"]["average"]["eval_error_mean_average"] > 0
     assert phases["warmup"]["position_loss"] == "distance" and phases["warmup"]["distance_scale"] == pytest.approx(5e-5)
     assert phases["cemssl"]["fk_position_loss"] == "distance" and phases["cemssl"]["fk_distance_scale"] == pytest.approx(5e-5)
     for flags in (["--fk-loss-scale", "0.05"], ["--fk-loss", "distance", "--fk-loss-scale", "-1"]):
         bad = subprocess.run([*cmd, *flags], capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and "--fk-loss-scale must be >= 0 and needs --fk-loss distance" in bad.stderr
+    bad = subprocess.run([*cmd, "--ema-decay", "1"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "ema_decay must be in [0, 1)" in bad.stderr
 
 
 def prefixed_urdf(prefix: str = "ur_") -> str:

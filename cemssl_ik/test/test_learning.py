@@ -579,6 +579,51 @@ def test_bf16_hidden_products_run_in_the_early_part_of_fk_loss_training_only(mon
             UnsupervisedConfig(bf16_fraction=bad)
 
 
+def test_fk_loss_training_keeps_a_moving_average_of_the_weights_and_ends_with_the_better(monkeypatch):
+    torch.manual_seed(0)
+    chain = planar_arm(3, limit=math.pi / 2)
+    model = new_model(chain, small("unsupervised", chain))
+    decay = 0.9
+    cfg = UnsupervisedConfig(steps=60, batch_size=128, lr=5e-3, lr_final=1e-3, eval_every=20, ema_decay=decay)
+    trainer = UnsupervisedTrainer(model, chain, cfg)
+    weight = next(model.generator_parameters())
+    expected: list[torch.Tensor] = []
+
+    def follow(step, info, err):  # the average is updated after every step, before the callback
+        w = weight.detach().clone()
+        expected.append(w if not expected else decay * expected[-1] + (1 - decay) * w)
+        assert torch.allclose(next(trainer.average.module.generator_parameters()), expected[-1], atol=1e-6)
+
+    # keep the trained weights at the end, to compare them with the result
+    keep = trainer._keep_better_of_average
+    trained_weights: list[torch.Tensor] = []
+    monkeypatch.setattr(trainer, "_keep_better_of_average", lambda t, a: (trained_weights.append(weight.detach().clone()), keep(t, a)))
+    assert trainer.run(follow) == "steps" and len(expected) == 60
+    # held-out rows carry both errors; the callback's error is the average's
+    assert [r["step"] for r in trainer.history] == [20, 40, 60]
+    assert all(r["eval_error_mean_average"] > 0 and r["eval_error_mean"] > 0 for r in trainer.history)
+    res = trainer.average_result
+    assert res["kept"] == ("average" if res["eval_error_mean_average"] <= res["eval_error_mean_trained"] else "trained")
+    assert res["eval_error_mean_trained"] == pytest.approx(trainer.history[-1]["eval_error_mean"])
+    if res["kept"] == "average":
+        assert torch.allclose(weight.detach(), expected[-1], atol=1e-6) and not torch.equal(weight.detach(), trained_weights[0])
+    else:
+        assert torch.equal(weight.detach(), trained_weights[0])
+    # the better one is copied into the model: a worse average leaves the trained weights alone
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer._keep_better_of_average(0.5, 0.6)
+    assert trainer.average_result["kept"] == "trained" and all(torch.equal(a, p) for a, p in zip(before, model.parameters()))
+    trainer._keep_better_of_average(0.6, 0.5)
+    assert trainer.average_result["kept"] == "average"
+    assert all(torch.equal(a, p) for a, p in zip(trainer.average.module.parameters(), model.parameters()))
+    # without a decay nothing is averaged
+    plain = UnsupervisedTrainer(model, chain, UnsupervisedConfig(steps=2, batch_size=16, eval_every=0))
+    assert plain.run() == "steps" and plain.average is None and plain.average_result is None
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="ema_decay"):
+            UnsupervisedConfig(ema_decay=bad)
+
+
 def test_cemssl_bf16_fraction_casts_the_training_phase_of_early_iterations_only(monkeypatch):
     from cemssl_ik.models.networks import BatchedLinear
 

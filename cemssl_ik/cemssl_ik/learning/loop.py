@@ -6,6 +6,7 @@ import time
 from typing import Callable
 
 import torch
+from torch.optim.swa_utils import AveragedModel
 
 from .schedule import cosine_lr, flush_denormals, progress
 from .targets import sample_targets
@@ -18,10 +19,17 @@ class StepTrainer:
 
     Subclasses set ``model``, ``chain``, ``config`` (with steps, lr, lr_final, eval_every,
     max_seconds, seed) and implement :meth:`step`, which returns a dict of scalar losses.
+
+    A subclass that sets ``average`` (a :class:`torch.optim.swa_utils.AveragedModel` of ``model``,
+    see :func:`~.schedule.weight_average`) gets the average updated after every step, evaluated
+    next to the trained weights, and, at the end, the better of the two on the held-out targets
+    copied into ``model`` (``average_result`` records both errors and which was kept).
     """
 
     step_count: int = 0
     _started: float | None = None
+    average: AveragedModel | None = None
+    average_result: dict | None = None
 
     def current_progress(self) -> float:
         """Fraction of the run done, by steps or by the time budget (see :func:`~.schedule.progress`)."""
@@ -46,15 +54,36 @@ class StepTrainer:
         c = self.config
         start = self._started = time.perf_counter()
         eval_targets = sample_targets(self.chain, 1000, torch.Generator().manual_seed(c.seed + 7919))
+
+        def error(model) -> float:
+            return float(evaluate_precision(model, self.chain, targets=eval_targets, seed=c.seed + 1).position_error.mean())
+
+        reason = "steps"
         while self.step_count < c.steps:
             info = self.step()
             self.step_count += 1
+            if self.average is not None:
+                self.average.update_parameters(self.model)
             err = None
             if c.eval_every and (self.step_count % c.eval_every == 0 or self.step_count == c.steps):
-                err = float(evaluate_precision(self.model, self.chain, targets=eval_targets, seed=c.seed + 1).position_error.mean())
-                self.history.append({"step": self.step_count, **info, "eval_error_mean": err})
+                err = error(self.model)
+                row = {"step": self.step_count, **info, "eval_error_mean": err}
+                if self.average is not None:
+                    row["eval_error_mean_average"] = err = error(self.average.module)
+                self.history.append(row)
             if callback is not None:
                 callback(self.step_count, info, err)
             if c.max_seconds and time.perf_counter() - start > c.max_seconds:
-                return "time budget"
-        return "steps"
+                reason = "time budget"
+                break
+        if self.average is not None and self.step_count:
+            self._keep_better_of_average(error(self.model), error(self.average.module))
+        return reason
+
+    def _keep_better_of_average(self, trained: float, averaged: float) -> None:
+        kept = "average" if averaged <= trained else "trained"
+        if kept == "average":
+            with torch.no_grad():
+                for p, a in zip(self.model.parameters(), self.average.module.parameters()):
+                    p.copy_(a)
+        self.average_result = {"eval_error_mean_trained": trained, "eval_error_mean_average": averaged, "kept": kept}

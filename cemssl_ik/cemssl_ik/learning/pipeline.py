@@ -98,6 +98,11 @@ def _load_state(out: str, trainer: CEMSSLTrainer) -> None:
     trainer.load_state_tensors(tensors, int(meta["iteration"]), json.loads(meta["history"]))
 
 
+def _average(trainer: UnsupervisedTrainer) -> dict:
+    """The phase summary's record of a weight average (:attr:`StepTrainer.average_result`), if any."""
+    return {"average": trainer.average_result} if trainer.average_result else {}
+
+
 def train_model(
     chain: KinematicChain,
     req: TrainRequest,
@@ -137,7 +142,7 @@ def train_model(
     elif req.method == "unsupervised" and not req.finetune:
         tr_u = UnsupervisedTrainer(model, chain, req.unsupervised)
         reason = tr_u.run(lambda s, info, err: report("unsupervised", {"step": s, "steps": req.unsupervised.steps, **info, "eval_error_mean": err}))
-        summary["phases"].append({"phase": "unsupervised", "config": req.unsupervised.to_dict(), "stop": reason, "steps": tr_u.step_count, "history": tr_u.history})
+        summary["phases"].append({"phase": "unsupervised", "config": req.unsupervised.to_dict(), "stop": reason, "steps": tr_u.step_count, **_average(tr_u), "history": tr_u.history})
 
     if run_cemssl:
         if req.pretrain_steps and not req.finetune and not req.resume:
@@ -149,7 +154,7 @@ def train_model(
             warm_cfg = UnsupervisedConfig(**{**req.unsupervised.to_dict(), "steps": req.warmup_steps})
             tr_w = UnsupervisedTrainer(model, chain, warm_cfg)
             reason = tr_w.run(lambda s, info, err: report("warmup", {"step": s, "steps": req.warmup_steps, **info, "eval_error_mean": err}))
-            summary["phases"].append({"phase": "warmup", "config": warm_cfg.to_dict(), "stop": reason, "steps": tr_w.step_count, "history": tr_w.history})
+            summary["phases"].append({"phase": "warmup", "config": warm_cfg.to_dict(), "stop": reason, "steps": tr_w.step_count, **_average(tr_w), "history": tr_w.history})
         trainer = CEMSSLTrainer(model, chain, req.cemssl)
         if req.resume:
             _load_state(req.out, trainer)

@@ -11,7 +11,7 @@ from typing import Iterable, Iterator
 
 import torch
 
-__all__ = ["adam", "cosine_lr", "flush_denormals", "progress"]
+__all__ = ["adam", "cosine_lr", "flush_denormals", "progress", "weight_average"]
 
 
 def progress(done: int, total: int, started: float | None, max_seconds: float) -> float:
@@ -48,6 +48,22 @@ def adam(params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, fl
         return cls(params, lr=lr, betas=betas, eps=eps, fused=True, **kw)
     except (RuntimeError, ValueError):  # device or dtype without fused kernels
         return cls(params, lr=lr, betas=betas, eps=eps, **kw)
+
+
+def weight_average(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
+    """An exponential moving average of ``model``'s parameters (Polyak averaging), updated by
+    ``update_parameters(model)`` after each optimizer step: each weight's average moves ``1 - decay``
+    of the way to its new value, so it averages about the last ``1 / (1 - decay)`` steps.
+
+    Stochastic gradient steps leave the weights jittering about the minimum at the scale of the
+    learning rate; their average sits closer to it.  On the UR3 position model (0.0200 mm), 3,000
+    further FK-loss steps at a rate of 1e-6 left the trained weights at 0.0200-0.0203 mm and their
+    average with ``decay`` 0.999 at 0.0196 mm (see the models README)."""
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"the averaging decay must be in (0, 1), got {decay}")
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
 
 
 _flush_state = threading.local()  # the setting is per thread, so is its nesting depth

@@ -35,7 +35,7 @@ from ..kinematics.transforms import rotation_angle, rotation_log
 from ..models.generators import IKGenerator
 from ..models.networks import hidden_precision
 from .loop import StepTrainer
-from .schedule import adam
+from .schedule import adam, weight_average
 from .targets import sample_targets
 
 __all__ = ["SphereObstacle", "FKLoss", "UnsupervisedConfig", "UnsupervisedTrainer"]
@@ -166,6 +166,9 @@ class UnsupervisedConfig:
             which the networks' hidden-to-hidden products run in bfloat16 (see
             :func:`~cemssl_ik.models.networks.hidden_precision`; 0: never).  Faster steps while the
             model is coarse; the rest of the run, which makes it precise, is in full precision.
+        ema_decay: keep an exponential moving average of the weights with this decay (see
+            :func:`~.schedule.weight_average`; 0: none), evaluated next to the trained weights;
+            the run ends with whichever of the two is better on its held-out targets.
     """
 
     steps: int = 20000
@@ -183,8 +186,11 @@ class UnsupervisedConfig:
     seed: int = 0
     adam_eps: float = 1e-8
     bf16_fraction: float = 0.0
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not self.adam_eps > 0:
             raise ValueError(f"adam_eps must be > 0, got {self.adam_eps}")
         if not 0.0 <= self.bf16_fraction <= 1.0:
@@ -216,6 +222,8 @@ class UnsupervisedTrainer(StepTrainer):
         self.step_count = 0
         self._started: float | None = None
         self.history: list[dict] = []
+        if config.ema_decay:
+            self.average = weight_average(model, config.ema_decay)
 
     def step(self) -> dict[str, float]:
         m, c = self.model, self.config
