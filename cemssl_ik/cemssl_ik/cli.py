@@ -563,7 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="D",
-        help="FK-loss training (unsupervised, --warmup-steps): keep a moving average of the weights (each step moves it 1-D of the way; about the last 1/(1-D) steps), evaluated next to them; the phase ends with the better of the two (default 0: none)",
+        help="FK-loss training (unsupervised, --warmup-steps): keep a moving average of the weights (each step moves it 1-D of the way; about the last 1/(1-D) steps), evaluated next to them (the progress lines show the average's error); the phase ends with the better of the two (default 0: none)",
     )
     tr.add_argument(
         "--cemssl-bf16-fraction",
