@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 __all__ = ["adam", "cosine_lr", "flush_denormals", "progress", "weight_average"]
 
@@ -50,7 +51,7 @@ def adam(params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, fl
         return cls(params, lr=lr, betas=betas, eps=eps, **kw)
 
 
-def weight_average(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
+def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel:
     """An exponential moving average of ``model``'s parameters (Polyak averaging), updated by
     ``update_parameters(model)`` after each optimizer step: each weight's average moves ``1 - decay``
     of the way to its new value, so it averages about the last ``1 / (1 - decay)`` steps.
@@ -61,8 +62,6 @@ def weight_average(model: torch.nn.Module, decay: float) -> torch.optim.swa_util
     average with ``decay`` 0.999 at 0.0196 mm (see the models README)."""
     if not 0.0 < decay < 1.0:
         raise ValueError(f"the averaging decay must be in (0, 1), got {decay}")
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
 
 
