@@ -19,6 +19,13 @@ from cemssl_ik.models import load_checkpoint
 ORDER = ["ur3_cemssl_position", "ur3_cemssl_pose", "ur3_cvae", "ur3_cvae_cemssl", "ur3_cgan", "ur3_cgan_cemssl", "ur3_cinn", "ur3_cinn_cemssl"]
 
 
+def _pruning(training: dict) -> dict | None:
+    """The member selection of a checkpoint, or of the checkpoint it was fine-tuned from."""
+    if "pruning" in training:
+        return training["pruning"]
+    return training.get("finetuned_from", {}).get("training", {}).get("pruning")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--targets", type=int, default=2000)
@@ -40,11 +47,12 @@ def main() -> None:
         minutes = tr.get("wall_seconds", float("nan")) / 60
         if "finetuned_from" in tr:
             minutes += tr["finetuned_from"]["training"].get("wall_seconds", float("nan")) / 60
-        method = info.metadata["method"] + (" + CEMSSL" if "finetuned_from" in tr else "")
+        method = info.metadata["method"] + (" + refinement stage" if "refiner_added" in tr else " + CEMSSL" if "finetuned_from" in tr else "")
         if model.num_classes:
             method += " (branch classes)"
-        if "pruning" in tr:
-            method += f" ({model.num_members} of {len(tr['pruning']['member_errors_m'])} members)"
+        pruning = _pruning(tr)
+        if pruning:
+            method += f" ({model.num_members} of {len(pruning['member_errors_m'])} members)"
         orient = "-" if oe is None else f"{oe['mean']:.2f}"
         rows.append(f"| `{name}` | {method} | {model.config.target} | {pe['mean']:.3f} | {pe['median']:.3f} | {pe['p95']:.3f} | {orient} | {minutes:.1f} |")
     print("| model | method | targets | mean [mm] | median [mm] | p95 [mm] | orientation mean [deg] | training [min] |")
@@ -54,8 +62,16 @@ def main() -> None:
     for name in ORDER:
         if (root / f"{name}.json").is_file():
             tr = json.loads((root / f"{name}.json").read_text())["training"]
-            then = f", then `{tr['pruning']['command']}`" if "pruning" in tr else ""
-            print(f"- `{name}`: `{tr.get('command', '')}`{then}")
+            steps = []
+            base = tr.get("finetuned_from", {})
+            if Path(base.get("path", "")).stem == name:  # fine-tuned from an earlier version of itself
+                steps.append(base["training"].get("command", ""))
+                if "pruning" in base["training"]:
+                    steps.append(base["training"]["pruning"]["command"])
+            steps.append(tr.get("command", ""))
+            if "pruning" in tr:
+                steps.append(tr["pruning"]["command"])
+            print(f"- `{name}`: " + ", then ".join(f"`{c}`" for c in steps))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
 

@@ -43,7 +43,8 @@ class CEMSSLConfig:
     """Hyperparameters of CEMSSL (defaults: paper 000 Table I, except the learning-rate decay).
 
     Attributes:
-        iterations: T, maximum number of sampling / training iterations.
+        iterations: T, maximum number of sampling / training iterations (0: none; the training
+            pipeline then skips the CEMSSL phase).
         epochs: E, passes over each iteration's sampled data.
         samples_per_iteration: samples drawn per member per iteration (|D| / M).
         inference_batch: M_R, batch size of the sampling (inference) phase.
@@ -127,7 +128,9 @@ class CEMSSLConfig:
             raise ValueError(f"adam_eps must be > 0, got {self.adam_eps}")
         if not 0.0 <= self.bf16_fraction <= 1.0:
             raise ValueError(f"bf16_fraction must be in [0, 1], got {self.bf16_fraction}")
-        for name in ("iterations", "epochs", "samples_per_iteration", "inference_batch", "training_batch"):
+        if self.iterations < 0:
+            raise ValueError(f"iterations must be >= 0, got {self.iterations}")
+        for name in ("epochs", "samples_per_iteration", "inference_batch", "training_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.lr > 0 and self.lr_final > 0):

@@ -75,6 +75,10 @@ class BatchedMLP(nn.Module):
         linears = [m for m in self.net if isinstance(m, BatchedLinear)]
         return linears[1:-1]
 
+    def output_layer(self) -> BatchedLinear:
+        """The last layer (hidden width -> out)."""
+        return self.net[-1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(M, B, in) -> (M, B, out)."""
         if x.ndim != 3 or x.shape[0] != self.members:
