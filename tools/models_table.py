@@ -47,7 +47,7 @@ def main() -> None:
         minutes = tr.get("wall_seconds", float("nan")) / 60
         if "finetuned_from" in tr:
             minutes += tr["finetuned_from"]["training"].get("wall_seconds", float("nan")) / 60
-        method = info.metadata["method"] + (" + refinement stage" if "refiner_added" in tr else " + CEMSSL" if "finetuned_from" in tr else "")
+        method = info.metadata["method"] + (" + residual stage" if "residual_stage_added" in tr else " + CEMSSL" if "finetuned_from" in tr else "")
         if model.num_classes:
             method += " (branch classes)"
         pruning = _pruning(tr)

@@ -166,8 +166,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         branches=args.branches,
         activation=args.activation,
         base_symmetry=args.base_symmetry,
-        refiner=args.refiner,
-        refiner_scale=args.refiner_scale,
+        residual_stage=args.residual_stage,
+        residual_scale=args.residual_scale,
     )
     if args.branches and args.warmup_steps:
         raise CLIError("--warmup-steps (FK loss) cannot teach branch classes; use --pretrain-steps with --branches")
@@ -217,16 +217,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not args.warmup_lr > 0:
             raise CLIError(f"--warmup-lr must be > 0, got {args.warmup_lr}")
         uns = dataclasses.replace(uns, lr=args.warmup_lr)
-    if bool(args.refiner) != bool(args.refine_steps):
-        raise CLIError("--refiner and --refine-steps go together: the stage does nothing until its steps train it")
-    if args.refine_steps < 0 or not args.refine_lr > 0 or (args.refine_minutes is not None and not args.refine_minutes > 0):
-        raise CLIError(f"--refine-steps must be >= 0, --refine-lr and --refine-minutes > 0, got {args.refine_steps}, {args.refine_lr}, {args.refine_minutes}")
-    refine = dataclasses.replace(
+    if bool(args.residual_stage) != bool(args.residual_steps):
+        raise CLIError("--residual-stage and --residual-steps go together: the stage does nothing until its steps train it")
+    if args.residual_steps < 0 or not args.residual_lr > 0 or (args.residual_minutes is not None and not args.residual_minutes > 0):
+        raise CLIError(f"--residual-steps must be >= 0, --residual-lr and --residual-minutes > 0, got {args.residual_steps}, {args.residual_lr}, {args.residual_minutes}")
+    residual = dataclasses.replace(
         uns,
-        lr=args.refine_lr,
+        lr=args.residual_lr,
         bf16_fraction=0.0,
-        eval_every=max(1, args.refine_steps // 10),
-        max_seconds=(args.max_minutes if args.refine_minutes is None else args.refine_minutes) * 60,
+        eval_every=max(1, args.residual_steps // 10),
+        max_seconds=(args.max_minutes if args.residual_minutes is None else args.residual_minutes) * 60,
     )
     req = TrainRequest(
         method,
@@ -242,8 +242,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "float32",
         "cemssl-ik " + shlex.join(sys.argv[1:]),
         pretrain_steps=args.pretrain_steps,
-        refine_steps=args.refine_steps,
-        refine=refine,
+        residual_steps=args.residual_steps,
+        residual=residual,
     )
 
     from tqdm import tqdm
@@ -595,16 +595,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="FK-loss training (unsupervised, --warmup-steps): keep a moving average of the weights (each step moves it 1-D of the way; about the last 1/(1-D) steps), evaluated next to them (the progress lines show the average's error); the phase ends with the better of the two (default 0: none)",
     )
     tr.add_argument(
-        "--refiner",
+        "--residual-stage",
         type=_int_list,
         default=(),
         metavar="WIDTHS",
-        help="hidden widths of a refinement stage (cemssl / emssl, e.g. 256,256,256): a second network that learns the first one's remaining error at --refiner-scale; trained by --refine-steps after every other phase, the first network frozen",
+        help="hidden widths of a residual stage (cemssl / emssl, e.g. 256,256,256): a second network that learns the first one's remaining error at --residual-scale; trained by --residual-steps after every other phase, the first network frozen",
     )
-    tr.add_argument("--refiner-scale", type=float, default=1e-5, help="output scale of the refinement stage in normalized output units (default 1e-5)")
-    tr.add_argument("--refine-steps", type=int, default=0, help="FK-loss steps (--fk-loss, --fk-loss-scale, --adam-eps, --ema-decay) training only the --refiner stage, last (default 0: none)")
-    tr.add_argument("--refine-lr", type=float, default=1e-3, help="initial learning rate of --refine-steps (decays to --lr-final; default 1e-3)")
-    tr.add_argument("--refine-minutes", type=float, default=None, help="wall-time budget of --refine-steps in minutes, on top of --max-minutes, which the phases before it share (default: --max-minutes)")
+    tr.add_argument("--residual-scale", type=float, default=1e-5, help="output scale of the residual stage in normalized output units (default 1e-5)")
+    tr.add_argument("--residual-steps", type=int, default=0, help="FK-loss steps (--fk-loss, --fk-loss-scale, --adam-eps, --ema-decay) training only the --residual-stage network, last (default 0: none)")
+    tr.add_argument("--residual-lr", type=float, default=1e-3, help="initial learning rate of --residual-steps (decays to --lr-final; default 1e-3)")
+    tr.add_argument("--residual-minutes", type=float, default=None, help="wall-time budget of --residual-steps in minutes, on top of --max-minutes, which the phases before it share (default: --max-minutes)")
     tr.add_argument(
         "--cemssl-bf16-fraction",
         type=float,

@@ -285,9 +285,9 @@ class _NumpySampler:
 
     @classmethod
     def build(cls, model: IKGenerator) -> "_NumpySampler | None":
-        """A sampler for ``model``, or None where it has no numpy twin (other classes, a refinement
+        """A sampler for ``model``, or None where it has no numpy twin (other classes, a residual
         stage, GELU, GPU) or is too large to gain from one."""
-        if type(model) is not MLPGenerator or model.refiner is not None or model.config.activation not in cls.ACTIVATIONS or model.device.type != "cpu":
+        if type(model) is not MLPGenerator or model.residual_net is not None or model.config.activation not in cls.ACTIVATIONS or model.device.type != "cpu":
             return None
         if sum(p.numel() for p in model.parameters()) > cls.MAX_PARAMETERS:
             return None

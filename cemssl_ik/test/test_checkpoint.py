@@ -30,7 +30,7 @@ def _model(method="cemssl", chain=None, **extra):
 
 
 @pytest.mark.parametrize(
-    "method,extra", [("cemssl", {}), ("cvae", {}), ("cgan", {}), ("cinn", {}), ("cemssl", {"base_symmetry": True}), ("cemssl", {"refiner": (16, 16), "refiner_scale": 1e-3})]
+    "method,extra", [("cemssl", {}), ("cvae", {}), ("cgan", {}), ("cinn", {}), ("cemssl", {"base_symmetry": True}), ("cemssl", {"residual_stage": (16, 16), "residual_scale": 1e-3})]
 )
 def test_round_trip_reproduces_outputs_exactly(tmp_path, method, extra):
     chain, model = _model(method, **extra)
@@ -45,7 +45,7 @@ def test_round_trip_reproduces_outputs_exactly(tmp_path, method, extra):
     b = loaded.sample(pos, num_samples=5, z=z).q
     assert torch.equal(a, b)
     assert loaded.config.base_symmetry == bool(extra.get("base_symmetry")) and loaded.target_encoder == model.target_encoder
-    assert loaded.config.refiner == tuple(extra.get("refiner", ())) and loaded.config.refiner_scale == extra.get("refiner_scale", 1e-5)
+    assert loaded.config.residual_stage == tuple(extra.get("residual_stage", ())) and loaded.config.residual_scale == extra.get("residual_scale", 1e-5)
 
 
 def test_other_robot_is_refused(tmp_path):
@@ -248,9 +248,9 @@ def test_cli_finetunes_a_baseline_with_an_fk_loss_phase_and_cemssl(tmp_path):
     assert bad.returncode == 2 and "bf16_fraction must be in [0, 1]" in bad.stderr
 
 
-def test_cli_refine_phase_trains_only_the_refiner_of_a_finetuned_model(tmp_path):
-    """`--finetune M --iterations 0 --refiner W --refine-steps N`: M's network is kept bit for bit, a
-    refinement stage is added and trained for N steps (its own time budget), and the model gets
+def test_cli_residual_phase_trains_only_the_residual_stage_of_a_finetuned_model(tmp_path):
+    """`--finetune M --iterations 0 --residual-stage W --residual-steps N`: M's network is kept bit for bit, a
+    residual stage is added and trained for N steps (its own time budget), and the model gets
     more precise; a stage without steps (or steps without a stage) is refused."""
     base = [sys.executable, "-m", "cemssl_ik.cli", "train", "--robot", "planar3", "--members", "2", "--hidden", "32,32", "--activation", "silu", "--threads", "1"]
     pre = subprocess.run([*base, "--warmup-steps", "300", "--warmup-lr", "2e-3", "--iterations", "0", "--fk-loss", "distance", "--out", str(tmp_path / "m")],
@@ -258,20 +258,20 @@ def test_cli_refine_phase_trains_only_the_refiner_of_a_finetuned_model(tmp_path)
     assert pre.returncode == 0, pre.stderr
     assert [p["phase"] for p in json.loads((tmp_path / "m.json").read_text())["training"]["phases"]] == ["warmup"]  # --iterations 0: no CEMSSL phase
     cmd = [*base, "--finetune", str(tmp_path / "m"), "--iterations", "0", "--fk-loss", "distance", "--adam-eps", "1e-16", "--lr-final", "1e-5", "--out", str(tmp_path / "r")]
-    run = subprocess.run([*cmd, "--refiner", "32,32", "--refiner-scale", "0.1", "--refine-steps", "300", "--refine-lr", "3e-3", "--refine-minutes", "5"], capture_output=True, text=True, timeout=300)
+    run = subprocess.run([*cmd, "--residual-stage", "32,32", "--residual-scale", "0.1", "--residual-steps", "300", "--residual-lr", "3e-3", "--residual-minutes", "5"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert "[refine] 300/300: held-out mean position error" in run.stderr
+    assert "[residual] 300/300: held-out mean position error" in run.stderr
     meta = json.loads((tmp_path / "r.json").read_text())
-    assert meta["model_config"]["refiner"] == [32, 32] and meta["model_config"]["refiner_scale"] == 0.1
-    assert meta["training"]["refiner_added"] == {"hidden": [32, 32], "scale": 0.1}
+    assert meta["model_config"]["residual_stage"] == [32, 32] and meta["model_config"]["residual_scale"] == 0.1
+    assert meta["training"]["residual_stage_added"] == {"hidden": [32, 32], "scale": 0.1}
     (phase,) = meta["training"]["phases"]
-    assert phase["phase"] == "refine" and phase["steps"] == 300 and phase["config"]["train_refiner"] and phase["config"]["max_seconds"] == 300
+    assert phase["phase"] == "residual" and phase["steps"] == 300 and phase["config"]["train_residual"] and phase["config"]["max_seconds"] == 300
     chain = planar_arm(3)
     first, _ = load_checkpoint(tmp_path / "m", chain)
     refined, _ = load_checkpoint(tmp_path / "r", chain)
     for name, p in first.state_dict().items():
         assert torch.equal(refined.state_dict()[name], p), name
-    assert any(p.abs().sum() > 0 for p in refined.refiner.output_layer().parameters())
+    assert any(p.abs().sum() > 0 for p in refined.residual_net.output_layer().parameters())
 
     from cemssl_ik.evaluation.precision import evaluate_precision
 
@@ -279,10 +279,10 @@ def test_cli_refine_phase_trains_only_the_refiner_of_a_finetuned_model(tmp_path)
     after = evaluate_precision(refined, chain, 500, seed=4).position_error.mean()
     assert after < 0.8 * before, f"{before * 1e3:.3f} mm -> {after * 1e3:.3f} mm"
     for flags, message in (
-        (["--refiner", "32,32"], "--refiner and --refine-steps go together"),
-        (["--refine-steps", "10"], "--refiner and --refine-steps go together"),
-        (["--refiner", "32,0", "--refine-steps", "10"], "expected positive widths"),
-        (["--refiner", "32", "--refine-steps", "10", "--refine-lr", "0"], "--refine-lr and --refine-minutes > 0"),
+        (["--residual-stage", "32,32"], "--residual-stage and --residual-steps go together"),
+        (["--residual-steps", "10"], "--residual-stage and --residual-steps go together"),
+        (["--residual-stage", "32,0", "--residual-steps", "10"], "expected positive widths"),
+        (["--residual-stage", "32", "--residual-steps", "10", "--residual-lr", "0"], "--residual-lr and --residual-minutes > 0"),
     ):
         bad = subprocess.run([*cmd, *flags], capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr

@@ -666,24 +666,24 @@ def test_cemssl_bf16_fraction_casts_the_training_phase_of_early_iterations_only(
             CEMSSLConfig(bf16_fraction=bad)
 
 
-def test_a_refinement_stage_starts_at_zero_and_trains_alone_on_the_first_networks_error():
-    """with_refiner leaves the outputs as they were; train_refiner moves only the stage (the first
+def test_a_residual_stage_starts_at_zero_and_trains_alone_on_the_first_networks_error():
+    """with_residual_stage leaves the outputs as they were; train_residual moves only the stage (the first
     network bit for bit unchanged, without gradients) and lowers the error; bad configs are refused."""
-    from cemssl_ik.models import select_members, with_refiner
+    from cemssl_ik.models import select_members, with_residual_stage
 
     torch.manual_seed(0)
     chain = planar_arm(3, limit=math.pi / 2)
     model = new_model(chain, small("cemssl", chain, output="sigmoid", activation="silu", hidden=(64, 64)))
     UnsupervisedTrainer(model, chain, UnsupervisedConfig(steps=300, batch_size=256, lr=2e-3, lr_final=1e-4, position_loss="distance", eval_every=0)).run()
-    refined = with_refiner(model, (32, 32), scale=0.1)
-    assert refined.config.refiner == (32, 32) and with_refiner(refined, (32, 32), scale=0.1) is refined
+    refined = with_residual_stage(model, (32, 32), scale=0.1)
+    assert refined.config.residual_stage == (32, 32) and with_residual_stage(refined, (32, 32), scale=0.1) is refined
     pos = chain.forward(chain.sample_configurations(64, torch.Generator().manual_seed(1))).position
     z = torch.randn(64, 4, model.latent_dim)
     assert torch.equal(model.sample(pos, num_samples=4, z=z).q, refined.sample(pos, num_samples=4, z=z).q)
-    first = {k: v.clone() for k, v in refined.state_dict().items() if not k.startswith("refiner.")}
+    first = {k: v.clone() for k, v in refined.state_dict().items() if not k.startswith("residual_net.")}
     before = evaluate_precision(refined, chain, 500, seed=3).position_error.mean()
-    tr = UnsupervisedTrainer(refined, chain, UnsupervisedConfig(steps=300, batch_size=256, lr=3e-3, lr_final=1e-5, position_loss="distance", adam_eps=1e-16, eval_every=0, train_refiner=True))
-    assert {id(p) for p in tr.params} == {id(p) for p in refined.refiner.parameters()}
+    tr = UnsupervisedTrainer(refined, chain, UnsupervisedConfig(steps=300, batch_size=256, lr=3e-3, lr_final=1e-5, position_loss="distance", adam_eps=1e-16, eval_every=0, train_residual=True))
+    assert {id(p) for p in tr.params} == {id(p) for p in refined.residual_net.parameters()}
     tr.run()
     after = evaluate_precision(refined, chain, 500, seed=3).position_error.mean()
     assert after < 0.8 * before, f"{before * 1e3:.3f} mm -> {after * 1e3:.3f} mm"
@@ -693,12 +693,12 @@ def test_a_refinement_stage_starts_at_zero_and_trains_alone_on_the_first_network
     # members are selected together with their stage
     one = select_members(refined, [1])
     assert torch.equal(one.sample(pos, num_samples=1, z=z[:, 1:2]).q, refined.sample(pos, num_samples=2, z=z[:, :2]).q[:, 1:2])
-    with pytest.raises(ValueError, match="already has a refinement stage"):
-        with_refiner(refined, (16,))
-    with pytest.raises(ValueError, match="no refinement stage"):
-        UnsupervisedTrainer(model, chain, UnsupervisedConfig(train_refiner=True))
-    with pytest.raises(ValueError, match="refinement stage is for cemssl"):
-        small("cvae", chain, refiner=(8,))
-    for bad in ({"refiner": (8, 0)}, {"refiner_scale": 0.0}, {"refiner_scale": float("nan")}):
+    with pytest.raises(ValueError, match="already has a residual stage"):
+        with_residual_stage(refined, (16,))
+    with pytest.raises(ValueError, match="no residual stage"):
+        UnsupervisedTrainer(model, chain, UnsupervisedConfig(train_residual=True))
+    with pytest.raises(ValueError, match="residual stage is for cemssl"):
+        small("cvae", chain, residual_stage=(8,))
+    for bad in ({"residual_stage": (8, 0)}, {"residual_scale": 0.0}, {"residual_scale": float("nan")}):
         with pytest.raises(ValueError):
             small("cemssl", chain, **bad)

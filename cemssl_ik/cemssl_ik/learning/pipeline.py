@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 
 from ..kinematics.chain import KinematicChain
-from ..models import IKGenerator, ModelConfig, load_checkpoint, new_model, save_checkpoint, with_base_symmetry, with_refiner
+from ..models import IKGenerator, ModelConfig, load_checkpoint, new_model, save_checkpoint, with_base_symmetry, with_residual_stage
 from ..models.checkpoint import atomic_write_bytes
 from .cemssl import CEMSSLConfig, CEMSSLTrainer
 from .supervised import SupervisedConfig, SupervisedTrainer
@@ -33,9 +33,9 @@ class TrainRequest:
     Attributes:
         method: cemssl | emssl | cvae | cgan | cinn | unsupervised.
         model: architecture.  When fine-tuning the checkpoint's is used, and only ``base_symmetry``
-            and ``refiner`` are read: True gives a checkpoint without it the symmetry
-            (:func:`with_base_symmetry`), and with ``refine_steps`` widths give a model without a
-            refinement stage a fresh one (:func:`with_refiner`) for the refine phase.
+            and ``residual_stage`` are read: True gives a checkpoint without it the symmetry
+            (:func:`with_base_symmetry`), and with ``residual_steps`` widths give a model without a
+            residual stage a fresh one (:func:`with_residual_stage`) for the residual phase.
         cemssl: CEMSSL hyperparameters (cemssl / emssl, and fine-tuning).
         supervised: pretraining hyperparameters (cvae / cgan / cinn).
         unsupervised: FK-loss hyperparameters (unsupervised, and the CEMSSL warm start).
@@ -49,10 +49,10 @@ class TrainRequest:
         finetune: checkpoint to fine-tune with CEMSSL (the unified framework).
         out: checkpoint path to write.
         resume: continue a CEMSSL run from ``out``'s saved trainer state.
-        refine_steps: FK-loss steps, with the ``refine`` hyperparameters, that train only the
-            model's refinement stage (``ModelConfig.refiner``) after every other phase, the rest of
+        residual_steps: FK-loss steps, with the ``residual`` hyperparameters, that train only the
+            model's residual stage (``ModelConfig.residual_stage``) after every other phase, the rest of
             the model frozen (0: none).
-        refine: hyperparameters of those steps (default: ``unsupervised``'s); ``train_refiner`` is
+        residual: hyperparameters of those steps (default: ``unsupervised``'s); ``train_residual`` is
             set for them.
         device, dtype: where and in which precision to train.
     """
@@ -70,8 +70,8 @@ class TrainRequest:
     dtype: str = "float32"
     command: str = ""
     pretrain_steps: int = 0
-    refine_steps: int = 0
-    refine: UnsupervisedConfig | None = None
+    residual_steps: int = 0
+    residual: UnsupervisedConfig | None = None
 
 
 @dataclass
@@ -118,15 +118,15 @@ def train_model(
     req: TrainRequest,
     report: Callable[[str, dict], None] | None = None,
 ) -> TrainResult:
-    """Train per ``req``; ``report(phase, info)`` receives progress (phase: warmup | pretrain | cemssl | unsupervised | refine)."""
+    """Train per ``req``; ``report(phase, info)`` receives progress (phase: warmup | pretrain | cemssl | unsupervised | residual)."""
     report = report or (lambda phase, info: None)
     dtype = getattr(torch, req.dtype)
     t_start = time.perf_counter()
     summary: dict[str, Any] = {"method": req.method, "command": req.command, "phases": []}
     cemssl_methods = ("cemssl", "emssl")
 
-    if req.refine_steps and not req.model.refiner:
-        raise ValueError("refine_steps needs a refinement stage: set ModelConfig.refiner (--refiner on the command line)")
+    if req.residual_steps and not req.model.residual_stage:
+        raise ValueError("residual_steps needs a residual stage: set ModelConfig.residual_stage (--residual-stage on the command line)")
     if req.finetune:
         model, info = load_checkpoint(req.finetune, chain, device=req.device)
         model.to(dtype)
@@ -140,9 +140,9 @@ def train_model(
         model, _ = load_checkpoint(req.out, chain, device=req.device)
         model.to(dtype)
     else:
-        # a refinement stage joins the model for its own phase, at the end: the phases before it
+        # a residual stage joins the model for its own phase, at the end: the phases before it
         # train the first network alone, without the stage's cost
-        model = new_model(chain, dataclasses.replace(req.model, refiner=())).to(req.device, dtype)
+        model = new_model(chain, dataclasses.replace(req.model, residual_stage=())).to(req.device, dtype)
 
     def save(extra: dict) -> Path:
         summary.update(extra)
@@ -201,14 +201,14 @@ def train_model(
         )
         _save_state(req.out, trainer)
 
-    if req.refine_steps:
-        if not model.config.refiner:
-            model = with_refiner(model, req.model.refiner, req.model.refiner_scale)
-            summary["refiner_added"] = {"hidden": list(req.model.refiner), "scale": req.model.refiner_scale}
-        ref_cfg = dataclasses.replace(req.refine or req.unsupervised, steps=req.refine_steps, train_refiner=True)
+    if req.residual_steps:
+        if not model.config.residual_stage:
+            model = with_residual_stage(model, req.model.residual_stage, req.model.residual_scale)
+            summary["residual_stage_added"] = {"hidden": list(req.model.residual_stage), "scale": req.model.residual_scale}
+        ref_cfg = dataclasses.replace(req.residual or req.unsupervised, steps=req.residual_steps, train_residual=True)
         tr_r = UnsupervisedTrainer(model, chain, ref_cfg)
-        reason = tr_r.run(lambda s, info, err: report("refine", {"step": s, "steps": req.refine_steps, **info, "eval_error_mean": err}))
-        summary["phases"].append({"phase": "refine", "config": ref_cfg.to_dict(), "stop": reason, "steps": tr_r.step_count, **_average(tr_r), "history": tr_r.history})
+        reason = tr_r.run(lambda s, info, err: report("residual", {"step": s, "steps": req.residual_steps, **info, "eval_error_mean": err}))
+        summary["phases"].append({"phase": "residual", "config": ref_cfg.to_dict(), "stop": reason, "steps": tr_r.step_count, **_average(tr_r), "history": tr_r.history})
 
     path = save({})
     return TrainResult(model, path, summary)

@@ -169,7 +169,7 @@ class UnsupervisedConfig:
         ema_decay: keep an exponential moving average of the weights with this decay (see
             :func:`~.schedule.weight_average`; 0: none), evaluated next to the trained weights;
             the run ends with whichever of the two is better on its held-out targets.
-        train_refiner: train only the model's refinement stage (``ModelConfig.refiner``), the
+        train_residual: train only the model's residual stage (``ModelConfig.residual_stage``), the
             first network frozen: the stage learns the frozen network's remaining error.
     """
 
@@ -189,7 +189,7 @@ class UnsupervisedConfig:
     adam_eps: float = 1e-8
     bf16_fraction: float = 0.0
     ema_decay: float = 0.0
-    train_refiner: bool = False
+    train_residual: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ema_decay < 1.0:
@@ -220,15 +220,15 @@ class UnsupervisedTrainer(StepTrainer):
             raise ValueError("the FK loss cannot teach branch classes (any branch reaching the target scores the same): pretrain a branch model by regression (--pretrain-steps) instead")
         self.loss_fn = FKLoss(chain, config.rotation_weight, config.limit_weight, obstacles, config.obstacle_weight, config.position_loss, distance_scale=config.distance_scale)
         self.params = list(model.generator_parameters())
-        #: generator parameters this trainer leaves as they are (the first network when training a refiner)
+        #: generator parameters this trainer leaves as they are (the first network when training a residual stage)
         self.frozen: list[torch.nn.Parameter] = []
-        if config.train_refiner:
-            refiner = list(getattr(model, "refiner_parameters", lambda: iter(()))())
-            if not refiner:
-                raise ValueError("train_refiner: the model has no refinement stage (ModelConfig.refiner)")
-            ids = {id(p) for p in refiner}
+        if config.train_residual:
+            stage = list(getattr(model, "residual_parameters", lambda: iter(()))())
+            if not stage:
+                raise ValueError("train_residual: the model has no residual stage (ModelConfig.residual_stage)")
+            ids = {id(p) for p in stage}
             self.frozen = [p for p in self.params if id(p) not in ids]
-            self.params = refiner
+            self.params = stage
         self.optimizer = adam(self.params, config.lr, eps=config.adam_eps)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step_count = 0
@@ -247,7 +247,7 @@ class UnsupervisedTrainer(StepTrainer):
         for g in self.optimizer.param_groups:
             g["lr"] = self.current_lr()
         # frozen parameters take no gradient, so autograd records nothing for the first network
-        # when only the refiner trains (its forward pass then costs no backward)
+        # when only the residual stage trains (its forward pass then costs no backward)
         for p in self.frozen:
             p.requires_grad_(False)
         try:

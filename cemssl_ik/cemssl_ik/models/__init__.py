@@ -29,7 +29,7 @@ __all__ = [
     "BatchedMLP",
     "new_model",
     "with_base_symmetry",
-    "with_refiner",
+    "with_residual_stage",
 ]
 
 
@@ -88,21 +88,21 @@ def with_base_symmetry(model: IKGenerator, chain) -> IKGenerator:
     return out
 
 
-def with_refiner(model: IKGenerator, hidden, scale: float = 1e-5) -> IKGenerator:
-    """The same model with a fresh refinement stage (``ModelConfig.refiner``) of widths ``hidden``.
+def with_residual_stage(model: IKGenerator, hidden, scale: float = 1e-5) -> IKGenerator:
+    """The same model with a fresh residual stage (``ModelConfig.residual_stage``) of widths ``hidden``.
 
     The stage starts at zero, so the result computes exactly what ``model`` computes until the
     stage is trained.  A model that already has a stage of these widths and scale is returned as is;
     one with another stage is refused (training would have to start it over).
     """
     hidden = tuple(int(h) for h in hidden)
-    if model.config.refiner:
-        if model.config.refiner == hidden and model.config.refiner_scale == scale:
+    if model.config.residual_stage:
+        if model.config.residual_stage == hidden and model.config.residual_scale == scale:
             return model
-        raise ValueError(f"the model already has a refinement stage {list(model.config.refiner)} (scale {model.config.refiner_scale:g}), not {list(hidden)} (scale {scale:g})")
-    config = ModelConfig.from_dict({**model.config.to_dict(), "refiner": list(hidden), "refiner_scale": scale})
+        raise ValueError(f"the model already has a residual stage {list(model.config.residual_stage)} (scale {model.config.residual_scale:g}), not {list(hidden)} (scale {scale:g})")
+    config = ModelConfig.from_dict({**model.config.to_dict(), "residual_stage": list(hidden), "residual_scale": scale})
     out = build_generator(config, model.target_encoder, model.codec).to(model.device, model.dtype)
     missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
-    if unexpected or any(not k.startswith("refiner.") for k in missing):
-        raise ValueError(f"cannot add a refinement stage to this {model.config.method} model (missing {missing}, unexpected {unexpected})")
+    if unexpected or any(not k.startswith("residual_net.") for k in missing):
+        raise ValueError(f"cannot add a residual stage to this {model.config.method} model (missing {missing}, unexpected {unexpected})")
     return out

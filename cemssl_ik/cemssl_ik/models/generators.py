@@ -59,13 +59,13 @@ class ModelConfig:
             the network sees targets turned onto one half-plane about the first joint's axis and
             its first-joint output is relative to the target's azimuth, so it never has to learn
             the azimuth map (the network input drops to what the other joints depend on).
-        refiner: hidden widths of a refinement stage (CEMSSL / EMSSL models; empty: none): a second
+        residual_stage: hidden widths of a residual stage (CEMSSL / EMSSL models; empty: none): a second
             ensemble of MLPs that sees the first network's input and output and adds
-            ``refiner_scale`` times its own output to that output.  Trained after the first network,
-            with the first frozen (``--refine-steps``), it learns what is left of the first
+            ``residual_scale`` times its own output to that output.  Trained after the first network,
+            with the first frozen (``--residual-steps``), it learns what is left of the first
             network's error at a scale where that error is of order one; it starts at zero (its
             output layer is zero-initialized), so adding one changes nothing until it is trained.
-        refiner_scale: output scale of the refinement stage, in normalized output units (a sigmoid
+        residual_scale: output scale of the residual stage, in normalized output units (a sigmoid
             output's 1e-5 is 1e-5 of the joint's learning range: 0.13 mrad for a full 4*pi range).
     """
 
@@ -83,12 +83,12 @@ class ModelConfig:
     coupling_hidden: int = 256
     branches: str = ""
     base_symmetry: bool = False
-    refiner: tuple[int, ...] = ()
-    refiner_scale: float = 1e-5
+    residual_stage: tuple[int, ...] = ()
+    residual_scale: float = 1e-5
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
-        self.refiner = tuple(int(h) for h in self.refiner)
+        self.residual_stage = tuple(int(h) for h in self.residual_stage)
         self.encoder_hidden = tuple(int(h) for h in self.encoder_hidden)
         self.discriminator_hidden = tuple(int(h) for h in self.discriminator_hidden)
         if self.method not in METHODS:
@@ -111,17 +111,17 @@ class ModelConfig:
             if self.method not in ("cemssl", "emssl"):
                 raise ValueError(f"branch classes are for cemssl / emssl models, not {self.method!r}")
             branch_labeler(self.branches)  # validates the spec
-        if self.refiner:
+        if self.residual_stage:
             if self.method not in ("cemssl", "emssl", "unsupervised"):
-                raise ValueError(f"a refinement stage is for cemssl / emssl / unsupervised models, not {self.method!r}")
-            if min(self.refiner) < 1:
-                raise ValueError(f"refiner widths must be positive, got {list(self.refiner)}")
-        if not (math.isfinite(self.refiner_scale) and self.refiner_scale > 0):
-            raise ValueError(f"refiner_scale must be > 0, got {self.refiner_scale}")
+                raise ValueError(f"a residual stage is for cemssl / emssl / unsupervised models, not {self.method!r}")
+            if min(self.residual_stage) < 1:
+                raise ValueError(f"residual_stage widths must be positive, got {list(self.residual_stage)}")
+        if not (math.isfinite(self.residual_scale) and self.residual_scale > 0):
+            raise ValueError(f"residual_scale must be > 0, got {self.residual_scale}")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        for k in ("hidden", "encoder_hidden", "discriminator_hidden", "refiner"):
+        for k in ("hidden", "encoder_hidden", "discriminator_hidden", "residual_stage"):
             d[k] = list(d[k])
         return d
 
@@ -343,30 +343,30 @@ class MLPGenerator(IKGenerator):
     def __init__(self, config: ModelConfig, target_encoder: TargetEncoder, codec: JointCodec) -> None:
         super().__init__(config, target_encoder, codec)
         self.net = BatchedMLP(config.members, self.cond_dim + self.latent_dim, self.out_dim, config.hidden, config.activation)
-        self.refiner: BatchedMLP | None = None
-        if config.refiner:
-            self.refiner = BatchedMLP(config.members, self.cond_dim + self.latent_dim + self.out_dim, self.out_dim, config.refiner, config.activation)
-            last = self.refiner.output_layer()
+        self.residual_net: BatchedMLP | None = None
+        if config.residual_stage:
+            self.residual_net = BatchedMLP(config.members, self.cond_dim + self.latent_dim + self.out_dim, self.out_dim, config.residual_stage, config.activation)
+            last = self.residual_net.output_layer()
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
 
     def generate(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         x = torch.cat([cond, z], dim=-1) if self.latent_dim else cond
         out = self.codec.activate(self.net(x))
-        if self.refiner is None:
+        if self.residual_net is None:
             return out
-        # the first stage's output, centred and spread to about [-2, 2], is part of the refiner's input
-        correction = self.refiner(torch.cat([x, 4.0 * out - 2.0], dim=-1))
-        return out + self.config.refiner_scale * correction
+        # the first stage's output, centred and spread to about [-2, 2], is part of the residual network's input
+        correction = self.residual_net(torch.cat([x, 4.0 * out - 2.0], dim=-1))
+        return out + self.config.residual_scale * correction
 
     def generator_parameters(self) -> Iterator[nn.Parameter]:
         yield from self.net.parameters()
-        if self.refiner is not None:
-            yield from self.refiner.parameters()
+        if self.residual_net is not None:
+            yield from self.residual_net.parameters()
 
-    def refiner_parameters(self) -> Iterator[nn.Parameter]:
-        """Parameters of the refinement stage (none without one)."""
-        return iter(()) if self.refiner is None else self.refiner.parameters()
+    def residual_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the residual stage (none without one)."""
+        return iter(()) if self.residual_net is None else self.residual_net.parameters()
 
 
 class CVAE(IKGenerator):
