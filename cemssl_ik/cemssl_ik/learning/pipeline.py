@@ -144,6 +144,10 @@ def train_model(
         # train the first network alone, without the stage's cost
         model = new_model(chain, dataclasses.replace(req.model, residual_stage=())).to(req.device, dtype)
 
+    have = (model.config.residual_stage, model.config.residual_scale)
+    if req.residual_steps and have[0] and have != (tuple(req.model.residual_stage), req.model.residual_scale):
+        raise ValueError(f"the model already has a residual stage {list(have[0])} (scale {have[1]:g}), not {list(req.model.residual_stage)} (scale {req.model.residual_scale:g})")
+
     def save(extra: dict) -> Path:
         summary.update(extra)
         summary["wall_seconds"] = time.perf_counter() - t_start
@@ -202,8 +206,10 @@ def train_model(
         _save_state(req.out, trainer)
 
     if req.residual_steps:
-        if not model.config.residual_stage:
-            model = with_residual_stage(model, req.model.residual_stage, req.model.residual_scale)
+        had_stage = bool(model.config.residual_stage)
+        # a stage of other widths or scale is refused: training would start it over
+        model = with_residual_stage(model, req.model.residual_stage, req.model.residual_scale)
+        if not had_stage:
             summary["residual_stage_added"] = {"hidden": list(req.model.residual_stage), "scale": req.model.residual_scale}
         ref_cfg = dataclasses.replace(req.residual or req.unsupervised, steps=req.residual_steps, train_residual=True)
         tr_r = UnsupervisedTrainer(model, chain, ref_cfg)
