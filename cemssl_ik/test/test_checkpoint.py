@@ -16,7 +16,7 @@ from cemssl_ik.models import CheckpointError, ModelConfig, load_checkpoint, new_
 
 def _model(method="cemssl", chain=None, **extra):
     chain = chain or load_robot("ur3")
-    kw = dict(method=method, latent_dim=6, members=2, hidden=(32, 32), output="biternion", **extra)
+    kw = dict(method=method, latent_dim=6, members=2, hidden=(32, 32), output="biternion") | extra
     if method == "cinn":
         kw.update(members=1, output="sigmoid", coupling_blocks=2, coupling_hidden=16)
     if method in ("cvae", "cgan"):
@@ -30,7 +30,7 @@ def _model(method="cemssl", chain=None, **extra):
 
 
 @pytest.mark.parametrize(
-    "method,extra", [("cemssl", {}), ("cvae", {}), ("cgan", {}), ("cinn", {}), ("cemssl", {"base_symmetry": True}), ("cemssl", {"residual_stage": (16, 16), "residual_scale": 1e-3})]
+    "method,extra", [("cemssl", {}), ("cvae", {}), ("cgan", {}), ("cinn", {}), ("cemssl", {"base_symmetry": True}), ("cemssl", {"residual_stage": (16, 16), "residual_scale": 1e-3}), ("cemssl", {"output": "sigmoid", "residual_stage": (16,)})]
 )
 def test_round_trip_reproduces_outputs_exactly(tmp_path, method, extra):
     chain, model = _model(method, **extra)

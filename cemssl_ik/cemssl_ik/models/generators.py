@@ -355,7 +355,9 @@ class MLPGenerator(IKGenerator):
         out = self.codec.activate(self.net(x))
         if self.residual_net is None:
             return out
-        # the first stage's output, centred and spread to about [-2, 2], is part of the residual network's input
+        # the first stage's output, as 4 * out - 2, is part of the residual network's input ([-2, 2] for
+        # sigmoid outputs, [-6, 2] for biternions); trained stages depend on this exact input, so it
+        # stays as it is (test_shipped_models checks the shipped stage's part of the outputs)
         correction = self.residual_net(torch.cat([x, 4.0 * out - 2.0], dim=-1))
         return out + self.config.residual_scale * correction
 
