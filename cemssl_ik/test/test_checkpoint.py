@@ -278,7 +278,7 @@ def test_cli_residual_phase_trains_only_the_residual_stage_of_a_finetuned_model(
     before = evaluate_precision(first, chain, 500, seed=4).position_error.mean()
     after = evaluate_precision(refined, chain, 500, seed=4).position_error.mean()
     assert after < 0.8 * before, f"{before * 1e3:.3f} mm -> {after * 1e3:.3f} mm"
-    # a model with a stage takes more steps for the same stage, and refuses another one
+    # a model with a stage refuses another one, before any training
     other = subprocess.run([*base, "--finetune", str(tmp_path / "r"), "--iterations", "0", "--residual-stage", "16", "--residual-steps", "5", "--out", str(tmp_path / "x")],
                            capture_output=True, text=True, timeout=120)
     assert other.returncode == 2 and "already has a residual stage [32, 32]" in other.stderr, other.stderr

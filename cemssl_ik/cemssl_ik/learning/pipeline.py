@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 
 from ..kinematics.chain import KinematicChain
-from ..models import IKGenerator, ModelConfig, load_checkpoint, new_model, save_checkpoint, with_base_symmetry, with_residual_stage
+from ..models import IKGenerator, ModelConfig, check_residual_stage, load_checkpoint, new_model, save_checkpoint, with_base_symmetry, with_residual_stage
 from ..models.checkpoint import atomic_write_bytes
 from .cemssl import CEMSSLConfig, CEMSSLTrainer
 from .supervised import SupervisedConfig, SupervisedTrainer
@@ -144,9 +144,8 @@ def train_model(
         # train the first network alone, without the stage's cost
         model = new_model(chain, dataclasses.replace(req.model, residual_stage=())).to(req.device, dtype)
 
-    have = (model.config.residual_stage, model.config.residual_scale)
-    if req.residual_steps and have[0] and have != (tuple(req.model.residual_stage), req.model.residual_scale):
-        raise ValueError(f"the model already has a residual stage {list(have[0])} (scale {have[1]:g}), not {list(req.model.residual_stage)} (scale {req.model.residual_scale:g})")
+    if req.residual_steps:  # refuse another stage now, not after the other phases have trained
+        check_residual_stage(model, req.model.residual_stage, req.model.residual_scale)
 
     def save(extra: dict) -> Path:
         summary.update(extra)
@@ -207,7 +206,6 @@ def train_model(
 
     if req.residual_steps:
         had_stage = bool(model.config.residual_stage)
-        # a stage of other widths or scale is refused: training would start it over
         model = with_residual_stage(model, req.model.residual_stage, req.model.residual_scale)
         if not had_stage:
             summary["residual_stage_added"] = {"hidden": list(req.model.residual_stage), "scale": req.model.residual_scale}

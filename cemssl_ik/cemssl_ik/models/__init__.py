@@ -30,6 +30,7 @@ __all__ = [
     "new_model",
     "with_base_symmetry",
     "with_residual_stage",
+    "check_residual_stage",
 ]
 
 
@@ -88,6 +89,13 @@ def with_base_symmetry(model: IKGenerator, chain) -> IKGenerator:
     return out
 
 
+def check_residual_stage(model: IKGenerator, hidden, scale: float) -> None:
+    """Raise ValueError if ``model`` already has a residual stage other than ``hidden`` at ``scale``."""
+    have = (model.config.residual_stage, model.config.residual_scale)
+    if have[0] and have != (tuple(int(h) for h in hidden), scale):
+        raise ValueError(f"the model already has a residual stage {list(have[0])} (scale {have[1]:g}), not {list(hidden)} (scale {scale:g})")
+
+
 def with_residual_stage(model: IKGenerator, hidden, scale: float = 1e-5) -> IKGenerator:
     """The same model with a fresh residual stage (``ModelConfig.residual_stage``) of widths ``hidden``.
 
@@ -96,10 +104,9 @@ def with_residual_stage(model: IKGenerator, hidden, scale: float = 1e-5) -> IKGe
     one with another stage is refused (training would have to start it over).
     """
     hidden = tuple(int(h) for h in hidden)
+    check_residual_stage(model, hidden, scale)
     if model.config.residual_stage:
-        if model.config.residual_stage == hidden and model.config.residual_scale == scale:
-            return model
-        raise ValueError(f"the model already has a residual stage {list(model.config.residual_stage)} (scale {model.config.residual_scale:g}), not {list(hidden)} (scale {scale:g})")
+        return model
     config = ModelConfig.from_dict({**model.config.to_dict(), "residual_stage": list(hidden), "residual_scale": scale})
     out = build_generator(config, model.target_encoder, model.codec).to(model.device, model.dtype)
     missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
