@@ -130,9 +130,27 @@ def test_position_only_and_fixed_frame_requests(service):
 def test_unrefined_request_reports_raw_model_errors(service):
     srv, client = service
     req, _ = _request(srv, n=3, refine=False)
+    req.position_tolerance, req.orientation_tolerance = 10.0, 4.0  # anything the untrained model gives
     res = client.call("multi", req)
     assert res.error_code == srv.Response.SUCCESS and len(res.solutions) == 3
-    assert all(math.isfinite(e) and e > 1e-6 for e in res.position_errors)  # an untrained model is not exact
+    assert all(math.isfinite(e) and 1e-6 < e <= 10.0 for e in res.position_errors)  # an untrained model is not exact
+    # tolerance 0 = the node's raw defaults (0.1 m, 0.5 rad): samples beyond them are no solution
+    req.position_tolerance = req.orientation_tolerance = 0.0
+    res = client.call("multi", req)
+    assert res.error_code == srv.Response.SUCCESS or "no solution" in res.message
+    assert all(e <= 0.1 for e in res.position_errors) and all(e <= 0.5 for e in res.orientation_errors)
+
+
+@requires_ros
+@pytest.mark.parametrize("x", [2.0, 1e6])
+def test_unrefined_request_out_of_reach_is_no_solution(service, x):
+    """The README promises NO_SOLUTION for targets out of reach, refined or not, whatever the tolerance."""
+    srv, client = service
+    req, _ = _request(srv, n=3, refine=False)
+    req.target.pose.position.x = x
+    req.position_tolerance = 1e9
+    res = client.call("multi", req)
+    assert res.error_code == srv.Response.NO_SOLUTION and "out of reach" in res.message, res.message
 
 
 @requires_ros
@@ -255,7 +273,7 @@ def test_position_ik_request_conversion():
     pose = SimpleNamespace(position=SimpleNamespace(x=float(fk.position[0]), y=float(fk.position[1]), z=float(fk.position[2])), orientation=SimpleNamespace(x=qx, y=qy, z=qz, w=qw))
 
     def req(**kw):
-        base = dict(ik_link_name="", avoid_collisions=False, pose_stamped=SimpleNamespace(header=SimpleNamespace(frame_id="base_link"), pose=pose),
+        base = dict(group_name="", ik_link_name="", avoid_collisions=False, pose_stamped=SimpleNamespace(header=SimpleNamespace(frame_id="base_link"), pose=pose),
                     robot_state=SimpleNamespace(joint_state=SimpleNamespace(name=list(UR3.joint_names)[::-1], position=list(Q)[::-1])))
         base.update(kw)
         return SimpleNamespace(**base)
@@ -265,13 +283,19 @@ def test_position_ik_request_conversion():
     assert query.target.quaternion.tolist() == pytest.approx([qx, qy, qz, qw])
     no_seed = parse_position_ik_request(req(robot_state=SimpleNamespace(joint_state=SimpleNamespace(name=[], position=[]))), UR3.joint_names, "tool0")
     assert no_seed.seed is None
-    for kw, code in (
-        (dict(ik_link_name="flange"), "INVALID_LINK_NAME"),
-        (dict(avoid_collisions=True), "COLLISION_CHECKING_UNAVAILABLE"),
-        (dict(robot_state=SimpleNamespace(joint_state=SimpleNamespace(name=list(UR3.joint_names), position=[0.0]))), "INVALID_ROBOT_STATE"),
+    # what MoveIt's srv_kinematics_plugin sends: avoid_collisions=true, its group, the tip link
+    moveit_like = req(avoid_collisions=True, group_name="ur_manipulator", ik_link_name="tool0")
+    assert parse_position_ik_request(moveit_like, UR3.joint_names, "tool0").seed.tolist() == list(Q)
+    assert parse_position_ik_request(moveit_like, UR3.joint_names, "tool0", group_names=["ur_manipulator"]).frame == "base_link"
+    assert parse_position_ik_request(moveit_like, UR3.joint_names, "tool0", group_names=[""]).frame == "base_link"  # [''] = any
+    for kw, opts, code in (
+        (dict(ik_link_name="flange"), {}, "INVALID_LINK_NAME"),
+        (dict(avoid_collisions=True), dict(refuse_avoid_collisions=True), "COLLISION_CHECKING_UNAVAILABLE"),
+        (dict(group_name="arm"), dict(group_names=["ur_manipulator", "manipulator"]), "INVALID_GROUP_NAME"),
+        (dict(robot_state=SimpleNamespace(joint_state=SimpleNamespace(name=list(UR3.joint_names), position=[0.0]))), {}, "INVALID_ROBOT_STATE"),
     ):
         with pytest.raises(RequestError) as info:
-            parse_position_ik_request(req(**kw), UR3.joint_names, "tool0")
+            parse_position_ik_request(req(**kw), UR3.joint_names, "tool0", **opts)
         assert info.value.code == code
 
 
@@ -285,19 +309,27 @@ def test_get_position_ik_service_with_moveit_msgs(service):
     c = client.node.create_client(GetPositionIK, "/cemssl_ik/get_ik")
     assert c.wait_for_service(timeout_sec=30)
     fk = UR3.forward(torch.tensor(Q, dtype=torch.float64))
+    # the request exactly as srv_kinematics_plugin builds it: avoid_collisions always true, the
+    # MoveIt group, the tip frame, and a robot state of the whole robot (joints in its own order)
     req = GetPositionIK.Request()
+    req.ik_request.avoid_collisions = True
+    req.ik_request.group_name = "ur_manipulator"
+    req.ik_request.ik_link_name = "tool0"
     req.ik_request.pose_stamped.header.frame_id = "base_link"
     p = req.ik_request.pose_stamped.pose
     p.position.x, p.position.y, p.position.z = fk.position.tolist()
     p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w = matrix_to_quaternion(fk.rotation).tolist()
-    req.ik_request.robot_state.joint_state.name = list(UR3.joint_names)
-    req.ik_request.robot_state.joint_state.position = list(Q)
+    seed = [q + 0.05 for q in Q]
+    req.ik_request.robot_state.joint_state.name = list(UR3.joint_names)[::-1] + ["gripper_joint"]
+    req.ik_request.robot_state.joint_state.position = seed[::-1] + [0.0]
     future = c.call_async(req)
     client.executor.spin_until_future_complete(future, timeout_sec=30)
     res = future.result()
     assert res.error_code.val == MoveItErrorCodes.SUCCESS
-    reached = UR3.forward(torch.tensor(res.solution.joint_state.position, dtype=torch.float64)).position
+    q = torch.tensor(res.solution.joint_state.position, dtype=torch.float64)
+    reached = UR3.forward(q).position
     assert (reached - fk.position).norm() <= 1e-6
+    assert (q - torch.tensor(Q, dtype=torch.float64)).abs().max() <= 1e-4  # the solution nearest the seed
 
 
 @requires_ros
@@ -387,7 +419,7 @@ def test_config_file_lists_every_parameter_with_its_default():
     from cemssl_ik.ros.ik_service_node import PARAMETERS
 
     cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "ik_service.yaml").read_text())
-    params = cfg["cemssl_ik"]["ros__parameters"]
+    params = cfg["/**"]["ros__parameters"]  # any node name and namespace
     assert set(params) == set(PARAMETERS)
     for name, value in params.items():
         assert value == PARAMETERS[name][0], name

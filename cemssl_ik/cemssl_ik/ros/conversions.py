@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["RequestError", "ParsedTarget", "PositionIKQuery", "parse_pose", "parse_seed", "parse_position_ik_request", "validate_num_solutions", "order_by_seed"]
+__all__ = ["RequestError", "ParsedTarget", "PositionIKQuery", "parse_pose", "parse_seed", "parse_position_ik_request", "validate_num_solutions", "order_by_seed", "reach_sphere"]
 
 
 class RequestError(ValueError):
@@ -113,18 +113,36 @@ class PositionIKQuery:
     seed: np.ndarray | None
 
 
-def parse_position_ik_request(ik_request, joint_names: Sequence[str], tip_link: str) -> PositionIKQuery:
+def parse_position_ik_request(
+    ik_request,
+    joint_names: Sequence[str],
+    tip_link: str,
+    group_names: Sequence[str] = (),
+    refuse_avoid_collisions: bool = False,
+) -> PositionIKQuery:
     """Validate a ``moveit_msgs/PositionIKRequest``-like object for a chain ending at ``tip_link``.
+
+    MoveIt's ``srv_kinematics_plugin`` sends every request with ``avoid_collisions = true`` and
+    checks the answer against its own planning scene (the plugin's solution callback), so by
+    default the flag is accepted and the answer is not collision-checked here;
+    ``refuse_avoid_collisions`` answers such requests ``COLLISION_CHECKING_UNAVAILABLE`` instead.
+
+    Args:
+        group_names: accepted ``group_name`` values; empty accepts any group (the service serves
+            one chain, which ``ik_link_name`` and the joint names identify).
 
     Raises:
         RequestError: with ``code`` attribute set to the MoveIt error-code name to answer with
-            (``INVALID_LINK_NAME``, ``COLLISION_CHECKING_UNAVAILABLE``, ``INVALID_ROBOT_STATE`` or
-            ``NO_IK_SOLUTION`` for a malformed pose).
+            (``INVALID_GROUP_NAME``, ``INVALID_LINK_NAME``, ``COLLISION_CHECKING_UNAVAILABLE``,
+            ``INVALID_ROBOT_STATE`` or ``NO_IK_SOLUTION`` for a malformed pose).
     """
+    accepted = [g for g in group_names if g]
+    if accepted and ik_request.group_name not in accepted:
+        raise _coded(f"group_name {ik_request.group_name!r} is not served here (accepted: {accepted})", "INVALID_GROUP_NAME")
     link = ik_request.ik_link_name
     if link not in ("", tip_link):
         raise _coded(f"ik_link_name {link!r} is not this solver's tip link {tip_link!r}", "INVALID_LINK_NAME")
-    if ik_request.avoid_collisions:
+    if ik_request.avoid_collisions and refuse_avoid_collisions:
         raise _coded("avoid_collisions=true needs a planning scene; this service does not check collisions (call it with avoid_collisions=false, MoveIt checks the result)", "COLLISION_CHECKING_UNAVAILABLE")
     try:
         target = parse_pose(ik_request.pose_stamped.pose, position_only=False)
@@ -139,6 +157,22 @@ def parse_position_ik_request(ik_request, joint_names: Sequence[str], tip_link: 
         else:
             raise _coded(str(exc), "INVALID_ROBOT_STATE") from None
     return PositionIKQuery(ik_request.pose_stamped.header.frame_id, target, seed)
+
+
+def reach_sphere(segments: dict[str, np.ndarray]) -> tuple[np.ndarray, float] | None:
+    """A sphere that holds every position the tip can reach, from ``KinematicChain.segment_arrays()``.
+
+    The tip lies at ``t_o[0] + R(q_0) (t_o[1] + R(q_1) (... + t_tip))``, so its distance to the
+    first joint's origin is at most the sum of the later offsets' lengths (triangle inequality).
+
+    Returns:
+        (centre (3,) metres in the chain base, radius metres), or None when the chain has a
+        prismatic joint (its reach depends on the joint's travel, not bounded here).
+    """
+    if not np.all(segments["revolute"] == 1.0):
+        return None
+    radius = float(np.linalg.norm(segments["t_o"][1:], axis=-1).sum() + np.linalg.norm(segments["t_tip"]))
+    return np.asarray(segments["t_o"][0], dtype=np.float64), radius
 
 
 def _coded(message: str, code: str) -> RequestError:
