@@ -38,6 +38,7 @@ setup(
             "cemssl-ik = cemssl_ik.cli:main",
             "analytic_ik_node = cemssl_ik.ros.analytic_ik_node:main",
             "ik_service_node = cemssl_ik.ros.ik_service_node:main",
+            "moveit_reach_node = cemssl_ik.ros.moveit_reach_node:main",
         ],
     },
 )

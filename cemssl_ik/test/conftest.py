@@ -15,10 +15,25 @@ REPO_ROOT = PACKAGE_ROOT.parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # DDS must never leave loopback, and parallel runs must not see each other's nodes.
+    # DDS must never leave loopback.  The nodes the tests start run in ROS_DOMAIN_ID as set by the
+    # user (tools/env.sh sets one per shell, so parallel runs do not see each other's nodes);
+    # where it is unset, a random domain keeps the run apart from others.
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.pop("ROS_LOCALHOST_ONLY", None)
-    os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 101))
+    os.environ["ROS_DOMAIN_ID"] = test_domain_id(os.environ)
+
+
+def test_domain_id(env) -> str:
+    """The ROS_DOMAIN_ID of a test run: the user's, if set (0..232), else a random one in 1..101."""
+    value = env.get("ROS_DOMAIN_ID", "").strip()
+    if value:
+        if not value.isdigit() or int(value) > 232:
+            raise pytest.UsageError(f"ROS_DOMAIN_ID={value!r} is not a domain id (0..232)")
+        return value
+    return str(random.SystemRandom().randint(1, 101))
+
+
+test_domain_id.__test__ = False  # a helper, not a test
 
 
 @pytest.fixture(autouse=True)
