@@ -2,7 +2,9 @@
 # Idempotent set-up of the development environment:
 #   .venv/                 virtual environment with the pinned requirements (torch CPU, ROS 2 wheels, colcon)
 #   build/ install/ log/   colcon workspace holding cemssl_ik_interfaces and cemssl_ik
-# Re-running it re-installs only when requirements.txt changed, and rebuilds incrementally.
+# ROS_DISTRO picks the ROS 2 wheels: kilted (default) or jazzy (requirements/ros-$ROS_DISTRO.txt).
+# Re-running it re-installs only when the requirements changed, rebuilds everything when the distro
+# changed, and otherwise rebuilds incrementally.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,21 +19,35 @@ if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)
   exit 1
 fi
 
+DISTRO="${ROS_DISTRO:-kilted}"
+ROS_REQUIREMENTS="requirements/ros-$DISTRO.txt"
+if [ ! -f "$ROS_REQUIREMENTS" ]; then
+  echo "[setup] error: ROS_DISTRO=$DISTRO: make setup installs the ROS 2 wheels of kilted (default) or jazzy;" \
+    "on a ROS 2 $DISTRO install, build the packages with colcon instead (README, 'ROS 2 users')" >&2
+  exit 1
+fi
+# the two distros' wheels cannot share a virtual environment, nor their builds a colcon workspace
+if [ -f "$VENV/.ros_distro" ] && [ "$(cat "$VENV/.ros_distro")" != "$DISTRO" ]; then
+  log "switching from ROS 2 $(cat "$VENV/.ros_distro") to $DISTRO: new virtual environment and build"
+  rm -rf "$VENV" build install log
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating virtual environment $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
+echo "$DISTRO" > "$VENV/.ros_distro"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 
 stamp="$VENV/.requirements.sha256"
-want="$(sha256sum requirements.txt | cut -d' ' -f1)"
+want="$(cat requirements.txt "$ROS_REQUIREMENTS" | sha256sum | cut -d' ' -f1) $DISTRO"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-  log "installing pinned requirements (first run: a few minutes)"
+  log "installing pinned requirements with the ROS 2 $DISTRO wheels (first run: a few minutes)"
   "${PIP[@]}" install -q "setuptools==79.0.1" wheel
-  "${PIP[@]}" install -q -r requirements.txt
+  "${PIP[@]}" install -q -r requirements.txt -r "$ROS_REQUIREMENTS"
   echo "$want" > "$stamp"
 else
-  log "requirements up to date"
+  log "requirements up to date (ROS 2 $DISTRO)"
 fi
 
 # The ROS message wheels bake their build machine's Python include paths into exported CMake files.
