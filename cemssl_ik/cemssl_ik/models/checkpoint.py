@@ -2,8 +2,12 @@
 
 A checkpoint ``NAME`` is the pair ``NAME.safetensors`` / ``NAME.json``.  Nothing is ever unpickled:
 weights load with ``safetensors`` and the model is rebuilt from the JSON's configuration.  Loading
-checks the format version, the weights' SHA-256 recorded in the JSON, and (when a chain is given)
-that the checkpoint was trained for that robot: URDF hash, base / tip links and joint names.
+treats both files as untrusted (:mod:`.checkpoint_format`): it checks the JSON's size and depth
+before parsing it and every field after; when a chain is given, that the checkpoint was trained for
+that robot (kinematics hash, or URDF hash, base / tip links and joint names); then the weights
+file's header against the parameter shapes the configuration implies (computed on the ``meta``
+device, which allocates nothing), and only then reads the weights, checks their SHA-256 recorded in
+the JSON and that they are finite.  So a hostile file allocates at most its own declared size.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -20,16 +25,21 @@ from typing import Any
 import torch
 
 from ..kinematics.chain import KinematicChain
-from .encoding import JointCodec, TargetEncoder
-from .generators import IKGenerator, ModelConfig, build_generator
+from .checkpoint_format import (
+    FORMAT_VERSION,
+    MAX_HEADER_BYTES,
+    MAX_METADATA_BYTES,
+    CheckpointError,
+    ModelDescription,
+    check_metadata,
+    check_weights_header,
+    parse_json,
+    read_bounded,
+    read_weights_header,
+)
+from .generators import IKGenerator, build_generator
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_metadata", "resolve_model_path", "atomic_write_bytes"]
-
-FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, corrupt, of an unknown format, or for another robot."""
 
 
 @dataclass(frozen=True)
@@ -101,8 +111,11 @@ def save_checkpoint(path: str | Path, model: IKGenerator, chain: KinematicChain,
         "versions": {"torch": torch.__version__, "cemssl_ik": _package_version()},
         "training": training or {},
     }
+    text = (json.dumps(metadata, indent=2, default=_json_default) + "\n").encode()
+    if len(text) > MAX_METADATA_BYTES:  # refused before anything is written: the loader would refuse it
+        raise CheckpointError(f"checkpoint metadata of {len(text)} bytes exceeds the {MAX_METADATA_BYTES} the loader reads; shorten the training record")
     atomic_write_bytes(weights_path, blob)
-    atomic_write_bytes(meta_path, (json.dumps(metadata, indent=2, default=_json_default) + "\n").encode())
+    atomic_write_bytes(meta_path, text)
     return weights_path
 
 
@@ -122,29 +135,88 @@ def _package_version() -> str:
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
     """A shipped model name (``ur3_cemssl_position``) or a checkpoint path -> the weights path."""
-    weights, meta = _paths(name_or_path)
-    if weights.exists() or meta.exists() or os.sep in str(name_or_path) or str(name_or_path).endswith((".safetensors", ".json")):
-        return weights
+    try:
+        weights, meta = _paths(name_or_path)
+        if weights.exists() or meta.exists() or os.sep in str(name_or_path) or str(name_or_path).endswith((".safetensors", ".json")):
+            return weights
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
+        raise CheckpointError(f"no checkpoint {str(name_or_path)[:200]!r}: {exc}") from exc
     from ..kinematics.robots import find_package_file
 
     try:
         return _paths(find_package_file(f"models/{name_or_path}.json"))[0]
-    except FileNotFoundError:
-        raise CheckpointError(f"no checkpoint {str(name_or_path)!r}: not a file, and not a shipped model name (see cemssl_ik/models/README.md)") from None
+    except (FileNotFoundError, OSError, ValueError):
+        raise CheckpointError(f"no checkpoint {str(name_or_path)[:200]!r}: not a file, and not a shipped model name (see cemssl_ik/models/README.md)") from None
+
+
+def _read_checked_metadata(meta_path: Path) -> tuple[dict[str, Any], ModelDescription]:
+    metadata = parse_json(read_bounded(meta_path, MAX_METADATA_BYTES, "checkpoint metadata"), f"checkpoint metadata {meta_path}")
+    return metadata, check_metadata(metadata, str(meta_path))
 
 
 def read_metadata(path: str | Path) -> CheckpointInfo:
-    """The JSON metadata of a checkpoint (path or shipped name), without loading the weights."""
+    """The JSON metadata of a checkpoint (path or shipped name), every field checked, without the weights.
+
+    Raises:
+        CheckpointError: missing, too large or too deeply nested, not JSON, or a field of the
+            wrong type, out of range or missing.
+    """
     weights_path, meta_path = _paths(resolve_model_path(path))
     if not meta_path.is_file():
         raise CheckpointError(f"checkpoint metadata {meta_path} not found")
-    try:
-        metadata = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"checkpoint metadata {meta_path} is not valid JSON: {exc}") from exc
-    if not isinstance(metadata, dict) or "robot" not in metadata:
-        raise CheckpointError(f"{meta_path}: not a cemssl_ik checkpoint description")
+    metadata, _ = _read_checked_metadata(meta_path)
     return CheckpointInfo(weights_path, metadata)
+
+
+def _check_robot(robot: dict[str, Any], chain: KinematicChain, weights_path: Path) -> None:
+    if robot.get("kinematics_hash") is not None and robot["kinematics_hash"] == chain.kinematics_hash:
+        return  # same joint origins, axes, types and limits: names and URDF text may differ (prefixes, xacro output)
+    problems = []
+    if robot["urdf_hash"] != chain.source_hash:
+        problems.append("robot description differs (URDF hash, and kinematics: joint origins, axes or limits)")
+    if (robot["base_link"], robot["tip_link"]) != (chain.base_link, chain.tip_link):
+        problems.append(f"chain {robot['base_link']}->{robot['tip_link']} vs {chain.base_link}->{chain.tip_link}")
+    if list(robot["joint_names"]) != list(chain.joint_names):
+        problems.append(f"joints {robot['joint_names']} vs {list(chain.joint_names)}")
+    if problems:
+        raise CheckpointError(f"checkpoint {weights_path.name} was trained for robot {robot['name']!r}, not this {chain.name!r} chain: " + "; ".join(problems))
+
+
+def _build_on_meta(description: ModelDescription, meta_path: Path) -> IKGenerator:
+    """The model described, its parameters on the ``meta`` device: exact shapes, no storage."""
+    try:
+        with torch.device("meta"):
+            return build_generator(description.config, description.encoder, description.codec).to(description.dtype)
+    except Exception as exc:  # noqa: BLE001 - any refusal of a described architecture is the file's fault
+        raise CheckpointError(f"{meta_path}: invalid model description: {exc if isinstance(exc, ValueError) else f'{type(exc).__name__}: {exc}'}") from exc
+
+
+def _read_weights(weights_path: Path, model: IKGenerator, dtype: torch.dtype, digest: str) -> dict[str, torch.Tensor]:
+    """The weights of ``model`` (built on meta) from ``weights_path``: header checked before reading."""
+    from safetensors.torch import load
+
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    need = sum(math.prod(shape) for shape in expected.values()) * itemsize
+    size = weights_path.stat().st_size
+    if not 8 + need < size <= 8 + MAX_HEADER_BYTES + need:  # before reading a byte: a 64 GiB file costs nothing
+        raise CheckpointError(f"{weights_path}: weights do not fit the recorded architecture: model_config implies {need} bytes of weights, the file has {size} bytes")
+    header = read_weights_header(weights_path)
+    check_weights_header(header, expected, dtype, weights_path)
+    blob = read_bounded(weights_path, header.file_size, "weights")
+    if len(blob) != header.file_size or not blob.startswith(header.header):
+        raise CheckpointError(f"{weights_path}: the weights file changed while it was read")
+    if hashlib.sha256(blob).hexdigest() != digest:
+        raise CheckpointError(f"{weights_path}: weights do not match the SHA-256 recorded in its JSON (corrupt or from another checkpoint)")
+    try:
+        tensors = load(blob)
+    except Exception as exc:  # noqa: BLE001 - safetensors' own checks (SafetensorError) after ours
+        raise CheckpointError(f"{weights_path}: not a valid safetensors file: {exc}") from exc
+    for name, t in tensors.items():
+        if not bool(torch.isfinite(t).all()):
+            # a model with NaN / inf weights answers every request with NaN: refused here, not per request
+            raise CheckpointError(f"{weights_path}: tensor {name} holds non-finite values (NaN or inf)")
+    return tensors
 
 
 def load_checkpoint(
@@ -154,62 +226,41 @@ def load_checkpoint(
 ) -> tuple[IKGenerator, CheckpointInfo]:
     """Rebuild the model of a checkpoint and load its weights (never unpickles).
 
+    Nothing is allocated for the model before the weights file's header is found to hold exactly
+    the tensors the configuration implies; the weights are then read once and become the model's
+    parameters (no second copy, no random initialization).
+
     Args:
         path: checkpoint path (with or without extension) or shipped model name.
         chain: if given, the robot the caller will use; a checkpoint for another robot is refused.
         device: where to put the model.
 
     Raises:
-        CheckpointError: missing / corrupt files, unknown format, weights that do not match the
-            recorded hash or the architecture, or a robot mismatch.
+        CheckpointError: missing / corrupt / malformed files (any field of the wrong type or out of
+            range, JSON too large or nested too deeply, a weights file too large or whose header
+            does not match the architecture), unknown format, weights that do not match the
+            recorded hash or are not finite, or a robot mismatch.  Nothing else, whatever the files.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
     weights_path, meta_path = _paths(resolve_model_path(path))
     if not meta_path.is_file() or not weights_path.is_file():
         raise CheckpointError(f"checkpoint {str(weights_path.with_suffix(''))!r} needs both {weights_path.name} and {meta_path.name}")
-    try:
-        metadata = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"checkpoint metadata {meta_path} is not valid JSON: {exc}") from exc
-    if not isinstance(metadata, dict) or metadata.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{meta_path}: unsupported checkpoint format version {metadata.get('format_version') if isinstance(metadata, dict) else None!r} (this cemssl_ik reads {FORMAT_VERSION})")
-    blob = weights_path.read_bytes()
-    if hashlib.sha256(blob).hexdigest() != metadata.get("weights_sha256"):
-        raise CheckpointError(f"{weights_path}: weights do not match the SHA-256 recorded in {meta_path.name} (corrupt or from another checkpoint)")
-    robot = metadata["robot"]
+    metadata, description = _read_checked_metadata(meta_path)
     if chain is not None:
-        problems = []
-        same_kinematics = robot.get("kinematics_hash") is not None and robot["kinematics_hash"] == chain.kinematics_hash
-        if same_kinematics:
-            pass  # same joint origins, axes, types and limits: names and URDF text may differ (prefixes, xacro output)
-        else:
-            if robot["urdf_hash"] != chain.source_hash:
-                problems.append("robot description differs (URDF hash, and kinematics: joint origins, axes or limits)")
-            if (robot["base_link"], robot["tip_link"]) != (chain.base_link, chain.tip_link):
-                problems.append(f"chain {robot['base_link']}->{robot['tip_link']} vs {chain.base_link}->{chain.tip_link}")
-            if list(robot["joint_names"]) != list(chain.joint_names):
-                problems.append(f"joints {robot['joint_names']} vs {list(chain.joint_names)}")
-        if problems:
-            raise CheckpointError(f"checkpoint {weights_path.name} was trained for robot {robot['name']!r}, not this {chain.name!r} chain: " + "; ".join(problems))
+        _check_robot(metadata["robot"], chain, weights_path)
+    model = _build_on_meta(description, meta_path)
+    tensors = _read_weights(weights_path, model, description.dtype, metadata["weights_sha256"])
+    for name, ref in model.state_dict().items():
+        if tensors[name].stride() != ref.stride():
+            # keep the module's layout (FrEIA's inverse permutations are transposed views): a
+            # product's rounding depends on it, and a loaded model must compute what the saved one did
+            tensors[name] = torch.empty_strided(ref.shape, ref.stride(), dtype=ref.dtype).copy_(tensors[name])
     try:
-        config = ModelConfig.from_dict(metadata["model_config"])
-        encoder = TargetEncoder.from_dict(metadata["target_encoder"])
-        codec = JointCodec(robot["learning_lower"], robot["learning_upper"], robot["periodic"], metadata["output"])
-        model = build_generator(config, encoder, codec)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{meta_path}: invalid model description: {exc}") from exc
-    try:
-        tensors = load(blob)
-    except SafetensorError as exc:
-        raise CheckpointError(f"{weights_path}: not a valid safetensors file: {exc}") from exc
-    dtype = getattr(torch, metadata.get("dtype", "float32"))
-    model.to(dtype)
-    try:
-        model.load_state_dict(tensors, strict=True)
+        model.load_state_dict(tensors, strict=True, assign=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{weights_path}: weights do not fit the recorded architecture: {exc}") from exc
+    left = [f"{name}.{key}" for name, m in model.named_modules() for key, v in vars(m).items() if isinstance(v, torch.Tensor) and v.is_meta]
+    left += [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
+    assert not left, f"model tensors outside the state dict left on the meta device: {left}"
     model.to(device)
     model.eval()
     return model, CheckpointInfo(weights_path, metadata)

@@ -27,10 +27,42 @@ from ..kinematics.branches import BranchLabeler, branch_labeler
 from .encoding import OUTPUT_KINDS, TARGET_KINDS, JointCodec, TargetEncoder
 from .networks import ACTIVATIONS, BatchedMLP
 
-__all__ = ["METHODS", "ModelConfig", "IKGenerator", "MLPGenerator", "CVAE", "CGAN", "CINN", "build_generator", "select_members", "SampleResult"]
+__all__ = ["METHODS", "MAX_MEMBERS", "MAX_WIDTH", "MAX_LAYERS", "MAX_CINN_BLOCKS", "ModelConfig", "IKGenerator", "MLPGenerator", "CVAE", "CGAN", "CINN", "build_generator", "select_members", "SampleResult"]
 
 #: training methods and the generator class each produces
 METHODS = ("cemssl", "emssl", "cvae", "cgan", "cinn", "unsupervised")
+
+# Size bounds of a model description.  A checkpoint's JSON may come from anywhere; these keep a
+# description from asking for an absurd model before its weights file is even looked at (the
+# loader then checks the exact sizes against that file).  Far above any inverse-kinematics model.
+#: most ensemble members
+MAX_MEMBERS = 1024
+#: widest layer: hidden widths of every network, coupling_hidden, latent_dim
+MAX_WIDTH = 65536
+#: most hidden layers of one network
+MAX_LAYERS = 64
+#: most CINN coupling blocks over all members (each block is a Python module of its own)
+MAX_CINN_BLOCKS = 1024
+
+# JSON type of each field, as :meth:`ModelConfig.from_dict` checks it (by the field's annotation)
+_FIELD_TYPES = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false", "tuple[int, ...]": "a list of integers"}
+
+
+def _has_type(value: object, annotation: str) -> bool:
+    def is_int(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if annotation == "str":
+        return isinstance(value, str)
+    if annotation == "int":
+        return is_int(value)
+    if annotation == "float":
+        return is_int(value) or isinstance(value, float)
+    if annotation == "bool":
+        return isinstance(value, bool)
+    if annotation == "tuple[int, ...]":
+        return isinstance(value, (list, tuple)) and all(is_int(v) for v in value)
+    raise AssertionError(f"ModelConfig field annotation {annotation!r} has no JSON type check")
 
 
 @dataclass
@@ -67,6 +99,9 @@ class ModelConfig:
             output layer is zero-initialized), so adding one changes nothing until it is trained.
         residual_scale: output scale of the residual stage, in normalized output units (a sigmoid
             output's 1e-5 is 1e-5 of the joint's learning range: 0.13 mrad for a full 4*pi range).
+
+    Sizes are bounded by :data:`MAX_MEMBERS`, :data:`MAX_WIDTH`, :data:`MAX_LAYERS` and
+    :data:`MAX_CINN_BLOCKS`.
     """
 
     method: str = "cemssl"
@@ -101,6 +136,7 @@ class ModelConfig:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         if self.latent_dim < 0 or self.members < 1 or not self.hidden or min(self.hidden) < 1:
             raise ValueError("latent_dim must be >= 0, members >= 1, hidden non-empty positive widths")
+        self._check_sizes()
         if self.method == "emssl" and self.latent_dim != 0:
             raise ValueError("emssl is the single-solution model: use latent_dim=0")
         if self.method in ("cvae", "cgan", "cinn") and self.latent_dim < 1:
@@ -118,6 +154,20 @@ class ModelConfig:
                 raise ValueError(f"residual_stage widths must be positive, got {list(self.residual_stage)}")
         if not (math.isfinite(self.residual_scale) and self.residual_scale > 0):
             raise ValueError(f"residual_scale must be > 0, got {self.residual_scale}")
+        if not (math.isfinite(self.kl_weight) and self.kl_weight >= 0):
+            raise ValueError(f"kl_weight must be >= 0, got {self.kl_weight}")
+
+    def _check_sizes(self) -> None:
+        if self.members > MAX_MEMBERS:
+            raise ValueError(f"members must be <= {MAX_MEMBERS}, got {self.members}")
+        if self.latent_dim > MAX_WIDTH or not 1 <= self.coupling_hidden <= MAX_WIDTH:
+            raise ValueError(f"latent_dim must be <= {MAX_WIDTH} and coupling_hidden in [1, {MAX_WIDTH}], got {self.latent_dim}, {self.coupling_hidden}")
+        for name in ("hidden", "encoder_hidden", "discriminator_hidden", "residual_stage"):
+            widths = getattr(self, name)
+            if len(widths) > MAX_LAYERS or (widths and not 1 <= min(widths) <= max(widths) <= MAX_WIDTH):
+                raise ValueError(f"{name} must be at most {MAX_LAYERS} widths in [1, {MAX_WIDTH}], got {len(widths)} widths in [{min(widths)}, {max(widths)}]")
+        if self.coupling_blocks < 1 or (self.method == "cinn" and self.members * self.coupling_blocks > MAX_CINN_BLOCKS):
+            raise ValueError(f"coupling_blocks must be >= 1, and a cinn's members * coupling_blocks <= {MAX_CINN_BLOCKS}, got {self.members} * {self.coupling_blocks}")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -127,11 +177,28 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
+        """The config of a JSON object (as :meth:`to_dict` writes it); missing keys take their defaults.
+
+        Raises:
+            TypeError: ``d`` is not a dict, or a value is not of its field's JSON type (a string
+                where an integer belongs, ``true`` for a width, ...).
+            ValueError: unknown keys, or values out of range.
+        """
+        if not isinstance(d, dict):
+            raise TypeError(f"a model config is a JSON object, got {type(d).__name__}")
+        fields = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(fields))
         if unknown:
-            raise ValueError(f"unknown model config key(s) {unknown}; known: {sorted(known)}")
+            raise ValueError(f"unknown model config key(s) {unknown[:10]}; known: {sorted(fields)}")
+        for name, value in d.items():
+            if not _has_type(value, fields[name]):
+                raise TypeError(f"model config {name!r} must be {_FIELD_TYPES[fields[name]]}, got {type(value).__name__} {_short(value)}")
         return cls(**d)
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
