@@ -29,6 +29,7 @@ from .checkpoint_format import (
     FORMAT_VERSION,
     MAX_HEADER_BYTES,
     MAX_METADATA_BYTES,
+    MAX_WEIGHTS_BYTES,
     CheckpointError,
     ModelDescription,
     check_metadata,
@@ -198,8 +199,14 @@ def _read_weights(weights_path: Path, model: IKGenerator, dtype: torch.dtype, di
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     itemsize = torch.empty((), dtype=dtype).element_size()
     need = sum(math.prod(shape) for shape in expected.values()) * itemsize
-    size = weights_path.stat().st_size
-    if not 8 + need < size <= 8 + MAX_HEADER_BYTES + need:  # before reading a byte: a 64 GiB file costs nothing
+    try:
+        size = weights_path.stat().st_size
+    except OSError as exc:
+        raise CheckpointError(f"cannot read weights {weights_path}: {exc.strerror or exc}") from exc
+    # from the size alone, before reading a byte: a 64 GiB file costs nothing
+    if size > MAX_WEIGHTS_BYTES:
+        raise CheckpointError(f"weights {weights_path} is {size} bytes, more than the {MAX_WEIGHTS_BYTES} accepted")
+    if not 8 + need < size <= 8 + MAX_HEADER_BYTES + need:
         raise CheckpointError(f"{weights_path}: weights do not fit the recorded architecture: model_config implies {need} bytes of weights, the file has {size} bytes")
     header = read_weights_header(weights_path)
     check_weights_header(header, expected, dtype, weights_path)

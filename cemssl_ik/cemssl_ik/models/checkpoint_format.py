@@ -195,6 +195,12 @@ def _numbers(value: Any, n: int | None, what: str, where: str) -> list[float]:
     return [float(v) for v in value]
 
 
+def _number(value: Any, what: str, where: str) -> float:
+    if not _is_finite_number(value):
+        raise CheckpointError(f"{where}: {what} must be a finite number, got {_short(value)}")
+    return float(value)
+
+
 def _check_robot(robot: Any, where: str) -> int:
     """Check the ``robot`` record; returns its number of joints."""
     if not isinstance(robot, dict):
@@ -233,7 +239,7 @@ def _encoder(record: Any, where: str) -> TargetEncoder:
     if not isinstance(record["kind"], str):
         raise CheckpointError(f"{where}: target_encoder 'kind' must be a string, got {_short(record['kind'])}")
     mean = _numbers(record["mean"], 3, "target_encoder 'mean'", where)
-    scale = _numbers([record["scale"]], 1, "target_encoder 'scale'", where)[0]
+    scale = _number(record["scale"], "target_encoder 'scale'", where)
     axis = {k: None if record.get(k) is None else tuple(_numbers(record[k], 3, f"target_encoder {k!r}", where)) for k in ("axis_point", "axis")}
     try:
         return TargetEncoder(record["kind"], tuple(mean), scale, axis["axis_point"], axis["axis"])
@@ -279,6 +285,10 @@ def check_metadata(metadata: Any, where: str) -> ModelDescription:
     if (config.method, config.output) != (method, output):
         raise CheckpointError(f"{where}: 'method' / 'output' {method!r} / {output!r} differ from model_config's {config.method!r} / {config.output!r}")
     encoder = _encoder(metadata["target_encoder"], where)
+    if (encoder.kind, encoder.symmetric) != (config.target, config.base_symmetry):
+        raise CheckpointError(
+            f"{where}: target_encoder (kind {encoder.kind!r}, symmetry axis: {encoder.symmetric}) does not match config target {config.target!r} with base_symmetry {config.base_symmetry}"
+        )
     robot = metadata["robot"]
     try:
         codec = JointCodec(robot["learning_lower"], robot["learning_upper"], robot["periodic"], output)
@@ -363,7 +373,10 @@ def check_weights_header(header: WeightsHeader, expected: dict[str, tuple[int, .
     missing = sorted(set(expected) - set(header.tensors))
     unexpected = sorted(set(header.tensors) - set(expected))
     if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not fit the recorded architecture: missing tensors {missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected {[_short(u, 40) for u in unexpected[:5]]}{'...' if len(unexpected) > 5 else ''}")
+        def names(keys: list[str]) -> str:
+            return "[" + ", ".join(_short(k, 40) for k in keys[:5]) + (", ...]" if len(keys) > 5 else "]")
+
+        raise CheckpointError(f"{path}: weights do not fit the recorded architecture: missing tensors {names(missing)}, unexpected {names(unexpected)}")
     spans = []
     for name, shape in expected.items():
         got_dtype, got_shape, (begin, end) = header.tensors[name]
