@@ -23,6 +23,28 @@ class CLIError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser that reads every float spelling after a ``-`` as a value, not an option.
+
+    argparse takes ``-5e-05``, ``-1E+3`` or ``-inf`` for unknown options (its negative-number
+    pattern knows only ``-5`` and ``-.5``); joint values and targets come from scripts that print
+    any of them.  Sub-parsers inherit the class (``add_subparsers`` uses ``type(self)``).
+    """
+
+    def _parse_optional(self, arg_string: str):  # type: ignore[no-untyped-def]
+        if arg_string.startswith("-") and arg_string not in self._option_string_actions and not self._has_negative_number_optionals and _is_number(arg_string):
+            return None  # a positional value
+        return super()._parse_optional(arg_string)
+
+
 def _finite(values: Sequence[float], what: str) -> list[float]:
     if not all(math.isfinite(v) for v in values):
         raise CLIError(f"{what} must be finite numbers, got {list(values)}")
@@ -500,7 +522,7 @@ def _cmd_bench_solver(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cemssl-ik", description="Multi-solution learned inverse kinematics (CEMSSL).")
+    parser = _ArgumentParser(prog="cemssl-ik", description="Multi-solution learned inverse kinematics (CEMSSL).")
     sub = parser.add_subparsers(dest="command", required=True)
 
     fk = sub.add_parser("fk", help="forward kinematics of one joint configuration")

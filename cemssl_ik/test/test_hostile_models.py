@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from cemssl_ik.kinematics import load_robot
-from cemssl_ik.models import CheckpointError, ModelConfig, load_checkpoint, new_model, read_metadata, save_checkpoint
 from cemssl_ik.models.checkpoint_format import MAX_METADATA_BYTES, MAX_WEIGHTS_BYTES, json_depth_exceeds
+
+from cemssl_ik.models import CheckpointError, ModelConfig, load_checkpoint, new_model, read_metadata, save_checkpoint
 
 
 @pytest.fixture(scope="module")
