@@ -1,0 +1,391 @@
+"""Re-learning the inverse model for the arm as it really is: the learner's strategies, ROS-free.
+
+:class:`Adapter` runs one goal of ``learner_node`` against a forward model that stands for the
+robot (the arm over ROS, the built-in MuJoCo UR3, or a chain's FK):
+
+* ``calibrate`` — measure the arm at ``identify_moves`` configurations (each sample on disk in the
+  :class:`~.sample_log.SampleLog` before the next move), identify its kinematics from them,
+  fine-tune the model with the FK loss through the identified chain, and measure the new model
+  on fresh moves;
+* ``calibration_file`` — the same with the chain read from a UR calibration YAML (zero moves for
+  identification).
+
+Every figure is measured on the forward model (the robot): the model alone is asked for the
+measured pose of a random configuration, its answer is commanded and the pose reached is
+measured again.  Nothing is judged on the nominal chain.  A restarted goal with the same output
+directory reuses every recorded identification sample and continues from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..kinematics import KinematicChain
+from ..models import load_checkpoint, save_checkpoint
+from ..models.generators import IKGenerator
+from .forward_model import ForwardModel, ForwardResult
+from .sample_log import Sample, SampleLog
+from .unsupervised import UnsupervisedConfig, UnsupervisedTrainer
+
+__all__ = ["AdaptationConfig", "LearnGoal", "LearnProgress", "LearnOutcome", "Adapter", "Cancelled", "LoggedForwardModel", "STRATEGIES"]
+
+STRATEGIES = ("calibrate", "calibration_file")
+
+#: identify(nominal chain, q (N, dof), position (N, 3), quaternion (N, 4)) -> (chain, urdf text, report dict)
+Identify = Callable[[KinematicChain, np.ndarray, np.ndarray, np.ndarray], tuple[KinematicChain, str, dict]]
+#: read_calibration(nominal chain, yaml path) -> (chain, urdf text)
+ReadCalibration = Callable[[KinematicChain, str], tuple[KinematicChain, str]]
+
+
+class Cancelled(RuntimeError):
+    """The goal was cancelled; what was measured is kept."""
+
+
+@dataclass(frozen=True)
+class AdaptationConfig:
+    """Budgets and training settings of the learner's strategies.
+
+    Attributes:
+        identify_moves: moves measured for identification (``calibrate``), default of a goal.
+        eval_targets: random configurations the model is measured on (two moves each: the
+            configuration, then the model's answer for the pose measured there).
+        train_minutes: FK-loss fine-tuning time, default of a goal.
+        batch_size: targets per step and member of the fine-tuning.
+        lr, lr_final: its Adam learning rate, cosine-decayed.
+        rotation_weight: FK-loss weight of the orientation error (pose models).
+        joint_margin: radians kept from the joint limits by identification configurations.
+        checkpoint_every: seconds between checkpoints during fine-tuning.
+        seed: RNG seed of configurations and training.
+    """
+
+    identify_moves: int = 60
+    eval_targets: int = 20
+    train_minutes: float = 5.0
+    batch_size: int = 256
+    lr: float = 1e-4
+    lr_final: float = 1e-6
+    rotation_weight: float = 0.1
+    joint_margin: float = 0.2
+    checkpoint_every: float = 60.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.identify_moves < 1 or self.eval_targets < 1 or self.batch_size < 1:
+            raise ValueError("identify_moves, eval_targets and batch_size must be >= 1")
+        for name in ("train_minutes", "lr", "lr_final", "checkpoint_every"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a positive finite number, got {v}")
+        if not (math.isfinite(self.joint_margin) and self.joint_margin >= 0):
+            raise ValueError(f"joint_margin must be >= 0, got {self.joint_margin}")
+
+
+@dataclass(frozen=True)
+class LearnGoal:
+    """One learning goal (the fields of ``Learn.action``; 0 / '' = the config's default)."""
+
+    strategy: str
+    max_moves: int = 0
+    max_minutes: float = 0.0
+    output: str = ""
+    calibration_file: str = ""
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.max_moves < 0 or not (math.isfinite(self.max_minutes) and self.max_minutes >= 0):
+            raise ValueError("max_moves and max_minutes must be >= 0")
+        if self.output and (os.sep in self.output or self.output.startswith(".") or len(self.output) > 100):
+            raise ValueError(f"output must be a plain file name, got {self.output!r}")
+        if self.strategy == "calibration_file" and not self.calibration_file:
+            raise ValueError("strategy calibration_file needs calibration_file (a UR calibration YAML)")
+
+
+@dataclass(frozen=True)
+class LearnProgress:
+    phase: str
+    moves_used: int
+    precision_mm: float = math.nan
+    progress: float = 0.0
+    eta_s: float = math.nan
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class LearnOutcome:
+    success: bool
+    message: str
+    checkpoint: str = ""
+    urdf: str = ""
+    error_before_mm: float = math.nan
+    error_after_mm: float = math.nan
+    refined_error_mm: float = math.nan
+    moves: int = 0
+    minutes: float = 0.0
+    identification: dict | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class LoggedForwardModel:
+    """A forward model whose every sample goes to a :class:`SampleLog` (in-process robots)."""
+
+    def __init__(self, inner: ForwardModel, log: SampleLog, kind: str = "identify") -> None:
+        self.inner, self.log, self.kind = inner, log, kind
+        self.moves = 0
+
+    def evaluate(self, q: torch.Tensor) -> ForwardResult:
+        from ..kinematics import matrix_to_quaternion
+
+        res = self.inner.evaluate(q)
+        quat = matrix_to_quaternion(res.rotation.double())
+        for i in range(len(q)):
+            self.log.append(
+                Sample(q[i].double().numpy(), res.q[i].double().numpy(), res.position[i].double().numpy(), quat[i].numpy(), bool(res.valid[i]), self.kind, time.time())
+            )
+        self.moves += len(q)
+        return res
+
+
+class Adapter:
+    """Runs learner goals (see the module docstring).
+
+    Args:
+        model: the inverse model to adapt (trained on the nominal chain); adapted in place.
+        chain: the nominal chain (names, limits, the starting point of identification).
+        robot: the forward model standing for the arm; it logs its own samples (the ROS robot)
+            or is wrapped in :class:`LoggedForwardModel`. Its ``kind`` attribute, when it has
+            one, is set to the purpose of each batch.
+        log: the run's sample log (identification samples are reused from it on restart).
+        output_dir: checkpoints, URDFs and the run record go here.
+        config: budgets and training settings.
+        identify: kinematic identification (``calibrate``).
+        read_calibration: UR calibration YAML reader (``calibration_file``).
+        progress: called with each :class:`LearnProgress`.
+        cancelled: polled between moves and training steps; True ends the goal.
+        feasible: q (dof,) -> True if the robot may go there (the safety layer's static checks:
+            floor, workspace); random configurations are drawn among feasible ones.
+    """
+
+    def __init__(
+        self,
+        model: IKGenerator,
+        chain: KinematicChain,
+        robot: ForwardModel,
+        log: SampleLog,
+        output_dir: str | Path,
+        config: AdaptationConfig,
+        identify: Identify | None = None,
+        read_calibration: ReadCalibration | None = None,
+        progress: Callable[[LearnProgress], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+        feasible: Callable[[np.ndarray], bool] | None = None,
+    ) -> None:
+        self.model, self.chain, self.robot, self.log = model, chain, robot, log
+        self.output_dir = Path(output_dir)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.config, self.identify, self.read_calibration = config, identify, read_calibration
+        self._progress = progress or (lambda p: None)
+        self._cancelled = cancelled or (lambda: False)
+        self._feasible = feasible
+        self.moves = 0
+        self._rng = np.random.default_rng(config.seed)
+
+    # ------------------------------------------------------------ helpers
+    def _report(self, phase: str, **kw) -> None:
+        self._progress(LearnProgress(phase, self.moves, **kw))
+
+    def _check_cancel(self) -> None:
+        if self._cancelled():
+            raise Cancelled("cancelled")
+
+    def _measure(self, q: np.ndarray, kind: str) -> ForwardResult:
+        """Move the robot through ``q`` (N, dof) in batches, checking for cancellation between them."""
+        if hasattr(self.robot, "kind"):
+            self.robot.kind = kind
+        results = []
+        for s in range(0, len(q), 10):
+            self._check_cancel()
+            results.append(self.robot.evaluate(torch.tensor(q[s : s + 10], dtype=torch.float64)))
+            self.moves += len(q[s : s + 10])
+            self._report("measure" if kind == "identify" else "evaluate", progress=min(1.0, (s + 10) / len(q)))
+        return ForwardResult(*(torch.cat([getattr(r, f) for r in results]) for f in ("q", "position", "rotation", "valid")))
+
+    def random_configurations(self, n: int) -> np.ndarray:
+        """(n, dof) uniform joints within the learning limits less ``joint_margin``."""
+        lo, hi = self.chain.learning_limits()
+        m = self.config.joint_margin
+        lo, hi = lo + np.minimum(m, (hi - lo) / 4), hi - np.minimum(m, (hi - lo) / 4)
+        if self._feasible is None:
+            return lo + (hi - lo) * self._rng.random((n, self.chain.dof))
+        found: list[np.ndarray] = []
+        for _ in range(1000):  # rejection sampling; a workspace that admits nothing ends it
+            for q in lo + (hi - lo) * self._rng.random((max(n, 16), self.chain.dof)):
+                if self._feasible(q):
+                    found.append(q)
+            if len(found) >= n:
+                return np.stack(found[:n])
+        raise ValueError(f"found only {len(found)} of {n} configurations the safety layer allows; check its floor / workspace settings")
+
+    @torch.no_grad()
+    def measure_model(self, solve_chain: KinematicChain | None = None) -> tuple[float, float]:
+        """Mean position error (mm) on the robot of the model alone and, with ``solve_chain``, of
+        refined IK answers on that chain: (model alone, refined or NaN)."""
+        n = self.config.eval_targets
+        first = self._measure(self.random_configurations(n), "evaluate")
+        ok = first.valid
+        if not ok.any():
+            return math.nan, math.nan
+        target = first.position[ok].double()
+        rot = first.rotation[ok].double() if self.model.config.target == "pose" else None
+        self.model.eval()
+        q = self.model.sample(target, rot, 1, generator=torch.Generator().manual_seed(self.config.seed)).q[:, 0].double().cpu()
+        reached = self._measure(q.numpy(), "evaluate")
+        alone = _mean_mm(reached, target)
+        refined = math.nan
+        if solve_chain is not None:
+            from ..solver import IKSolver, SolverOptions
+
+            res = IKSolver(self.model, solve_chain).solve(target, rot, options=SolverOptions(num_solutions=1))
+            good = torch.as_tensor(res.valid[:, 0])
+            if good.any():
+                q_ref = torch.as_tensor(res.solutions[:, 0])[good]
+                reached_ref = self._measure(q_ref.numpy(), "evaluate")
+                refined = _mean_mm(reached_ref, target[good])
+        return alone, refined
+
+    # ------------------------------------------------------------ checkpoints
+    def _save(self, name: str, chain: KinematicChain, urdf: str, extra: dict) -> Path:
+        """Atomically publish a new checkpoint version and point ``NAME.latest`` at it."""
+        version = int(time.time() * 1000)
+        base = self.output_dir / f"{name}.{version}"
+        save_checkpoint(base, self.model, chain, training=extra)  # weights, then the JSON: each atomic
+        urdf_path = self.output_dir / f"{name}.urdf"
+        _atomic_write(urdf_path, urdf)
+        _atomic_write(self.output_dir / f"{name}.latest", json.dumps({"checkpoint": base.name, "urdf": urdf_path.name}))
+        return base
+
+    def latest(self, name: str) -> Path | None:
+        pointer = self.output_dir / f"{name}.latest"
+        if not pointer.is_file() or pointer.stat().st_size > 4096:
+            return None
+        try:
+            data = json.loads(pointer.read_text())
+            base = self.output_dir / str(data["checkpoint"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        return base if Path(f"{base}.json").is_file() else None
+
+    # ------------------------------------------------------------ strategies
+    def run(self, goal: LearnGoal) -> LearnOutcome:
+        start = time.monotonic()
+        name = goal.output or goal.strategy
+        try:
+            if goal.strategy == "calibrate":
+                out = self._calibrate(goal, name)
+            else:
+                out = self._calibration_file(goal, name)
+        except Cancelled:
+            return LearnOutcome(False, f"cancelled after {self.moves} move(s); {len(self.log)} sample(s) recorded", moves=self.moves, minutes=(time.monotonic() - start) / 60)
+        return LearnOutcome(**{**out.to_dict(), "moves": self.moves, "minutes": (time.monotonic() - start) / 60})
+
+    def _identify_samples(self, wanted: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        q, p, quat = self.log.arrays("identify")
+        have = len(q)
+        if have < wanted:
+            self._report("measure", message=f"{have} identification sample(s) recorded, measuring {wanted - have} more")
+            self._measure(self.random_configurations(wanted - have), "identify")
+            q, p, quat = self.log.arrays("identify")
+        return q[:wanted], p[:wanted], quat[:wanted]
+
+    def _calibrate(self, goal: LearnGoal, name: str) -> LearnOutcome:
+        if self.identify is None:
+            raise ValueError("strategy calibrate needs an identification function")
+        before, _ = self.measure_model()
+        self._report("evaluate", precision_mm=before, message=f"model alone on the robot before: {before:.3f} mm")
+        wanted = goal.max_moves or self.config.identify_moves
+        q, p, quat = self._identify_samples(wanted)
+        if len(q) < 7:
+            return LearnOutcome(False, f"only {len(q)} valid identification sample(s); need at least 7", error_before_mm=before)
+        self._report("identify", message=f"identifying the kinematics from {len(q)} samples")
+        chain, urdf, report = self.identify(self.chain, q, p, quat)
+        return self._train_and_measure(goal, name, chain, urdf, before, {"strategy": "calibrate", "identification": report})
+
+    def _calibration_file(self, goal: LearnGoal, name: str) -> LearnOutcome:
+        if self.read_calibration is None:
+            raise ValueError("strategy calibration_file needs a calibration reader")
+        chain, urdf = self.read_calibration(self.chain, goal.calibration_file)
+        before, _ = self.measure_model()
+        self._report("evaluate", precision_mm=before)
+        return self._train_and_measure(goal, name, chain, urdf, before, {"strategy": "calibration_file", "calibration_file": goal.calibration_file})
+
+    def _train_and_measure(self, goal: LearnGoal, name: str, chain: KinematicChain, urdf: str, before: float, record: dict) -> LearnOutcome:
+        resumed = self.latest(name)
+        if resumed is not None:
+            try:
+                self.model, _ = load_checkpoint(str(resumed), chain)
+                self._report("train", message=f"resuming from {resumed.name}")
+            except Exception as exc:  # noqa: BLE001 - a checkpoint for another chain: start from the model given
+                self._report("train", message=f"not resuming from {resumed.name}: {exc}")
+        minutes = goal.max_minutes or self.config.train_minutes
+        c = self.config
+        cfg = UnsupervisedConfig(
+            steps=10_000_000, batch_size=c.batch_size, lr=c.lr, lr_final=c.lr_final, rotation_weight=c.rotation_weight,
+            eval_every=0, max_seconds=minutes * 60, seed=c.seed, position_loss="squared",
+        )  # fmt: skip
+        trainer = UnsupervisedTrainer(self.model, chain, cfg)
+        last_save = [time.monotonic()]
+        started = time.monotonic()
+
+        def on_step(step: int, losses: dict, err) -> None:
+            self._check_cancel()
+            if step % 25 == 0:
+                done = trainer.current_progress()
+                self._report("train", progress=done, eta_s=max(0.0, minutes * 60 - (time.monotonic() - started)), message=f"step {step}, loss {losses['loss']:.3e}")
+            if time.monotonic() - last_save[0] > c.checkpoint_every:
+                self._save(name, chain, urdf, {**record, "phase": "training", "step": step})
+                last_save[0] = time.monotonic()
+
+        self.model.train()
+        trainer.run(on_step)
+        self.model.eval()
+        self._report("evaluate", message="measuring the adapted model on the robot")
+        after, refined = self.measure_model(chain)
+        base = self._save(name, chain, urdf, {**record, "phase": "done", "error_before_mm": before, "error_after_mm": after, "refined_error_mm": refined})
+        self._report("save", precision_mm=after, progress=1.0, message=f"saved {base.name}")
+        return LearnOutcome(
+            True,
+            f"model alone on the robot: {before:.3f} mm -> {after:.3f} mm; refined answers {refined:.5f} mm",
+            checkpoint=str(base) + ".safetensors",
+            urdf=str(self.output_dir / f"{name}.urdf"),
+            error_before_mm=before,
+            error_after_mm=after,
+            refined_error_mm=refined,
+            identification=record.get("identification"),
+        )
+
+
+def _mean_mm(reached: ForwardResult, target: torch.Tensor) -> float:
+    ok = reached.valid
+    if not ok.any():
+        return math.nan
+    return float((reached.position[ok].double() - target[ok]).norm(dim=-1).mean()) * 1e3
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
