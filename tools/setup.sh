@@ -40,7 +40,7 @@ echo "$DISTRO" > "$VENV/.ros_distro"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 
 stamp="$VENV/.requirements.sha256"
-want="$(cat requirements.txt "$ROS_REQUIREMENTS" | sha256sum | cut -d' ' -f1) $DISTRO"
+want="$(cat requirements.txt requirements/runtime.txt "$ROS_REQUIREMENTS" | sha256sum | cut -d' ' -f1) $DISTRO"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   log "installing pinned requirements with the ROS 2 $DISTRO wheels (first run: a few minutes)"
   "${PIP[@]}" install -q "setuptools==79.0.1" wheel

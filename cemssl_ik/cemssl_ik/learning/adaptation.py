@@ -330,6 +330,9 @@ class Adapter:
         return self._train_and_measure(goal, name, chain, urdf, before, {"strategy": "calibration_file", "calibration_file": goal.calibration_file})
 
     def _train_and_measure(self, goal: LearnGoal, name: str, chain: KinematicChain, urdf: str, before: float, record: dict) -> LearnOutcome:
+        # the chain exactly as a URDF consumer (the IK service) will rebuild it from the text, so
+        # that the checkpoint's kinematics hash matches theirs
+        chain = KinematicChain.from_urdf(urdf, self.chain.base_link, self.chain.tip_link)
         resumed = self.latest(name)
         if resumed is not None:
             try:
