@@ -88,7 +88,7 @@ def service(checkpoint):
     client = Client({"multi": (GetIKSolutions, "/cemssl_ik/get_ik_solutions"), "reload": (Trigger, "/cemssl_ik/reload")})
     client.update_pub = client.node.create_publisher(String, "/test_model_updates", 10)
     try:
-        if not client.wait("multi"):
+        if not client.wait("multi", timeout=120):  # a first start compiles the solver kernels
             pytest.fail("ik_service_node did not come up:\n" + server.close())
         yield GetIKSolutions, client
     finally:
