@@ -203,13 +203,19 @@ def segment_distance(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndar
     c = np.einsum("...i,...i", d1, r)
     b = np.einsum("...i,...i", d1, d2)
     eps = 1e-12
+    a_ok, e_ok = a > eps, e > eps
+    a_safe, e_safe = np.where(a_ok, a, 1.0), np.where(e_ok, e, 1.0)
     denom = a * e - b * b
-    s = np.where(denom > eps, np.clip((b * f - c * e) / np.where(denom > eps, denom, 1.0), 0.0, 1.0), 0.0)
-    t = np.where(e > eps, (b * s + f) / np.where(e > eps, e, 1.0), 0.0)
-    # clamp t and recompute s where t leaves [0, 1]
+    # general case (Ericson, Real-Time Collision Detection 5.1.9): s on the infinite lines, clamped ...
+    s = np.where(denom > eps * a_safe * e_safe, np.clip((b * f - c * e) / np.where(denom > 0, denom, 1.0), 0.0, 1.0), 0.0)
+    # ... a point q (degenerate second segment): t = 0 and s from p's line alone
+    s = np.where(e_ok, s, np.clip(-c / a_safe, 0.0, 1.0))
+    t = np.where(e_ok, (b * s + f) / e_safe, 0.0)
     t_c = np.clip(t, 0.0, 1.0)
-    s = np.where(t != t_c, np.clip((b * t_c - c) / np.where(a > eps, a, 1.0), 0.0, 1.0), s)
-    s = np.where(a > eps, s, 0.0)
+    # t clamped: recompute s for the clamped t
+    s = np.where(t != t_c, np.clip((b * t_c - c) / a_safe, 0.0, 1.0), s)
+    s = np.where(a_ok, s, 0.0)
+    t_c = np.where(a_ok, t_c, np.clip(f / e_safe, 0.0, 1.0) * e_ok)
     cp = p0 + s[..., None] * d1
     cq = q0 + t_c[..., None] * d2
     return np.linalg.norm(cp - cq, axis=-1)

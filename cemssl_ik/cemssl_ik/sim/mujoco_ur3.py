@@ -9,7 +9,8 @@ joint zero offsets, a tool offset) a single transform per joint that both sides 
 
 Control is what a ros2_control joint trajectory controller over a UR does, coarsely: a setpoint
 follows the commanded trajectory (linear interpolation of positions, cubic Hermite where
-velocities are given), rate-limited to the joints' velocity limits; per-joint PD with velocity
+velocities are given), rate-limited to the joints' velocity limits and ``max_acceleration`` and
+braking in time for the trajectory's last point; per-joint PD with velocity
 feed-forward tracks it (MuJoCo position actuators, whose damping the ``implicitfast`` integrator
 treats implicitly); gravity is compensated (``gravcomp``) and each joint has a reflected rotor inertia
 (``armature``), without which position control sags or goes unstable.
@@ -60,6 +61,8 @@ class SimConfig:
     gravity_compensation: float = 1.0
     #: (dof,) start configuration (rad); empty = (0, -pi/2, pi/2, -pi/2, -pi/2, 0).
     initial_positions: tuple[float, ...] = ()
+    #: joint acceleration limit of the setpoint (rad/s^2); velocities are the URDF's limits.
+    max_acceleration: float = 10.0
     #: measurement noise (standard deviations): joint readings (rad), tool position (m), tool
     #: orientation (rad, per axis of a small rotation).
     joint_noise_std: float = 0.0
@@ -73,7 +76,7 @@ class SimConfig:
     settle_velocity_tolerance: float = 1e-3
 
     def __post_init__(self) -> None:
-        positive = ("timestep", "natural_frequency_hz", "damping_ratio", "settle_position_tolerance", "settle_velocity_tolerance")
+        positive = ("timestep", "natural_frequency_hz", "damping_ratio", "max_acceleration", "settle_position_tolerance", "settle_velocity_tolerance")
         for name in positive:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
@@ -330,8 +333,8 @@ class SimUR3:
                 without them, positions are interpolated linearly.  The segment from the current
                 setpoint to the first point is linear.
 
-        The setpoint never moves faster than the joints' velocity limits: a trajectory timed too
-        tightly is followed late, not violently.
+        The setpoint never moves faster than the joints' velocity limits nor accelerates beyond
+        ``max_acceleration``: a trajectory timed too tightly is followed late, not violently.
 
         Raises:
             ValueError: shapes, non-finite values or times that are not increasing.
@@ -393,11 +396,19 @@ class SimUR3:
         h = self.model.opt.timestep
         n = int(round(dt / h))
         mj = self._mj
+        a = self.config.max_acceleration
         for _ in range(n):
-            ref = self._reference(self.time + h - self._traj_start)
-            delta = np.clip(ref - self._setpoint, -self._vmax * h, self._vmax * h)
-            self._setpoint = self._setpoint + delta
-            self._setpoint_velocity = delta / h
+            t = self.time + h - self._traj_start
+            ref = self._reference(t)
+            # velocity that reaches the reference this step, within the velocity limits ...
+            v = np.clip((ref - self._setpoint) / h, -self._vmax, self._vmax)
+            # ... and the acceleration limit; in the last segment, brake in time for the goal
+            v = np.clip(v, self._setpoint_velocity - a * h, self._setpoint_velocity + a * h)
+            if t >= self._traj_t[-2 if len(self._traj_t) > 1 else -1]:
+                brake = np.sqrt(2.0 * 0.9 * a * np.abs(self._traj_q[-1] - self._setpoint))
+                v = np.clip(v, -brake, brake)
+            self._setpoint = self._setpoint + v * h
+            self._setpoint_velocity = v
             self._apply_control()
             mj.mj_step(self.model, self.data)
         return n
