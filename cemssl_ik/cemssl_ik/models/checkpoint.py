@@ -7,7 +7,8 @@ before parsing it and every field after; when a chain is given, that the checkpo
 that robot (kinematics hash, or URDF hash, base / tip links and joint names); then the weights
 file's header against the parameter shapes the configuration implies (computed on the ``meta``
 device, which allocates nothing), and only then reads the weights, checks their SHA-256 recorded in
-the JSON and that they are finite.  So a hostile file allocates at most its own declared size.
+the JSON and that they are finite.  So nothing is allocated for a model whose files disagree, and
+loading holds at most twice the weights file's size (the file's bytes, then the parameters).
 """
 
 from __future__ import annotations
@@ -193,10 +194,12 @@ def _build_on_meta(description: ModelDescription, meta_path: Path) -> IKGenerato
 
 
 def _read_weights(weights_path: Path, model: IKGenerator, dtype: torch.dtype, digest: str) -> dict[str, torch.Tensor]:
-    """The weights of ``model`` (built on meta) from ``weights_path``: header checked before reading."""
+    """The weights of ``model`` (built on meta) from ``weights_path``, the header checked before
+    reading; each returned tensor owns its memory and has the layout of the module's tensor."""
     from safetensors.torch import load
 
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    reference = model.state_dict()
+    expected = {k: tuple(v.shape) for k, v in reference.items()}
     itemsize = torch.empty((), dtype=dtype).element_size()
     need = sum(math.prod(shape) for shape in expected.values()) * itemsize
     try:
@@ -216,13 +219,19 @@ def _read_weights(weights_path: Path, model: IKGenerator, dtype: torch.dtype, di
     if hashlib.sha256(blob).hexdigest() != digest:
         raise CheckpointError(f"{weights_path}: weights do not match the SHA-256 recorded in its JSON (corrupt or from another checkpoint)")
     try:
-        tensors = load(blob)
-    except Exception as exc:  # noqa: BLE001 - safetensors' own checks (SafetensorError) after ours
+        loaded = load(blob)  # safetensors' own checks after ours; its tensors view read-only buffers
+    except Exception as exc:  # noqa: BLE001 - SafetensorError and whatever else the parser raises
         raise CheckpointError(f"{weights_path}: not a valid safetensors file: {exc}") from exc
-    for name, t in tensors.items():
+    del blob
+    tensors = {}
+    for name, ref in reference.items():
+        t = loaded.pop(name)
         if not bool(torch.isfinite(t).all()):
             # a model with NaN / inf weights answers every request with NaN: refused here, not per request
             raise CheckpointError(f"{weights_path}: tensor {name} holds non-finite values (NaN or inf)")
+        # the module's layout (FrEIA's inverse permutations are transposed views): a product's
+        # rounding depends on it, and a loaded model must compute exactly what the saved one did
+        tensors[name] = torch.empty_strided(ref.shape, ref.stride(), dtype=ref.dtype).copy_(t)
     return tensors
 
 
@@ -234,8 +243,8 @@ def load_checkpoint(
     """Rebuild the model of a checkpoint and load its weights (never unpickles).
 
     Nothing is allocated for the model before the weights file's header is found to hold exactly
-    the tensors the configuration implies; the weights are then read once and become the model's
-    parameters (no second copy, no random initialization).
+    the tensors the configuration implies; the weights are then read and become the model's
+    parameters (no random initialization): at most twice the weights file's size is held at once.
 
     Args:
         path: checkpoint path (with or without extension) or shipped model name.
@@ -256,11 +265,6 @@ def load_checkpoint(
         _check_robot(metadata["robot"], chain, weights_path)
     model = _build_on_meta(description, meta_path)
     tensors = _read_weights(weights_path, model, description.dtype, metadata["weights_sha256"])
-    for name, ref in model.state_dict().items():
-        if tensors[name].stride() != ref.stride():
-            # keep the module's layout (FrEIA's inverse permutations are transposed views): a
-            # product's rounding depends on it, and a loaded model must compute what the saved one did
-            tensors[name] = torch.empty_strided(ref.shape, ref.stride(), dtype=ref.dtype).copy_(tensors[name])
     try:
         model.load_state_dict(tensors, strict=True, assign=True)
     except RuntimeError as exc:
