@@ -145,6 +145,7 @@ METADATA_CASES = [
     ("string_widths", model_config(hidden="32,32"), "'hidden' must be a list of integers"),
     ("int_for_bool", model_config(base_symmetry=1), "'base_symmetry' must be true or false"),
     ("nan_scale", model_config(residual_scale=float("nan")), "residual_scale must be > 0"),
+    ("huge_int_for_float", model_config(kl_weight=10**400), "'kl_weight' must be a number, got int"),
     ("unknown_config_key", model_config(__class__="x"), "unknown model config key"),
     ("config_not_object", top("model_config", [1, 2]), "a model config is a JSON object"),
     ("bad_branch_spec", model_config(branches="sin:" + ",".join(map(str, range(40)))), "branch spec"),
@@ -464,3 +465,71 @@ def test_cli_refuses_hostile_models_with_one_line_and_exit_2(ckpt, tmp_path):
         assert run.returncode == 2, (args, run.stderr)
         assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
         assert run.stderr.startswith("cemssl-ik: error: ") and fragment in run.stderr, run.stderr
+
+
+HOSTILE_VALUES = [None, True, False, 0, -1, 2**31, 10**400, 1e308, -1e308, float("nan"), float("inf"), "", "x", "__class__", [], [None], [1e308] * 3, {}, {"a": 1}, [[[[[[]]]]]], "9" * 5000]
+
+
+def _paths_in(value, prefix=()):
+    """Every key path into a JSON value (containers and leaves)."""
+    yield prefix
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        yield from _paths_in(v, (*prefix, k))
+
+
+def test_fuzzed_metadata_loads_or_raises_checkpoint_error(ckpt):
+    """400 seeded mutations (one field of the metadata replaced by a hostile value, or removed):
+    each loads, or raises CheckpointError with one line; never another exception."""
+    rng = random.Random(1)
+    original = meta_of(ckpt)
+    paths = [p for p in _paths_in(original) if p and p[0] not in ("training", "versions", "created")]
+    chain = load_robot("ur3")
+    outcomes = {"loaded": 0, "refused": 0}
+    for _ in range(400):
+        meta = json.loads(json.dumps(original))
+        path = rng.choice(paths)
+        parent = meta
+        for k in path[:-1]:
+            parent = parent[k]
+        if isinstance(parent, dict) and rng.random() < 0.15:
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = json.loads(json.dumps(rng.choice(HOSTILE_VALUES)))
+        write_meta(ckpt, meta)
+        for call in (lambda: read_metadata(ckpt), lambda: load_checkpoint(ckpt, chain)):
+            try:
+                call()
+                outcomes["loaded"] += 1
+            except CheckpointError as exc:
+                assert "\n" not in str(exc), path
+                outcomes["refused"] += 1
+            except Exception as exc:  # noqa: BLE001 - the point of the test
+                raise AssertionError(f"{path} -> {type(exc).__name__}: {exc}") from exc
+    assert outcomes["refused"] > 400, outcomes  # most mutations break the file
+
+
+def test_fuzzed_weights_header_loads_or_raises_checkpoint_error(ckpt):
+    """300 seeded corruptions of the safetensors header (byte flips, insertions, cuts; the recorded
+    hash kept in step): each loads, or raises CheckpointError; never another exception."""
+    rng = random.Random(2)
+    blob = ckpt.with_suffix(".safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", blob[:8])
+    chain = load_robot("ur3")
+    for _ in range(300):
+        b = bytearray(blob)
+        i = rng.randrange(8 + n)
+        kind = rng.randrange(3)
+        if kind == 0:
+            b[i] = rng.randrange(256)
+        elif kind == 1:
+            b[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        else:
+            del b[i : i + rng.randint(1, 64)]
+        write_weights(ckpt, bytes(b))
+        try:
+            load_checkpoint(ckpt, chain)
+        except CheckpointError as exc:
+            assert "\n" not in str(exc)
+        except Exception as exc:  # noqa: BLE001 - the point of the test
+            raise AssertionError(f"{kind} at {i} -> {type(exc).__name__}: {exc}") from exc

@@ -56,8 +56,8 @@ def _has_type(value: object, annotation: str) -> bool:
         return isinstance(value, str)
     if annotation == "int":
         return is_int(value)
-    if annotation == "float":
-        return is_int(value) or isinstance(value, float)
+    if annotation == "float":  # an int beyond 2**53 would overflow math.isfinite
+        return (is_int(value) and abs(value) <= 2**53) or isinstance(value, float)
     if annotation == "bool":
         return isinstance(value, bool)
     if annotation == "tuple[int, ...]":
