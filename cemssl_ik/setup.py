@@ -39,6 +39,7 @@ setup(
             "analytic_ik_node = cemssl_ik.ros.analytic_ik_node:main",
             "ik_service_node = cemssl_ik.ros.ik_service_node:main",
             "moveit_reach_node = cemssl_ik.ros.moveit_reach_node:main",
+            "sim_robot_node = cemssl_ik.ros.sim_robot_node:main",
             "learner_node = cemssl_ik.ros.learner_node:main",
         ],
     },

@@ -279,6 +279,10 @@ class SimUR3:
         """(dof,) rad/s."""
         return self.data.qvel[self._dadr].copy()
 
+    def joint_efforts(self) -> np.ndarray:
+        """(dof,) N m (N for prismatic joints) the joint motors exert: PD plus gravity compensation."""
+        return (self.data.qfrc_actuator[self._dadr] + self.data.qfrc_gravcomp[self._dadr]).copy()
+
     def tool_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """True tool pose (position (3,) m, rotation (3, 3)) in the base frame, at the current joints."""
         self._mj.mj_kinematics(self.model, self.data)
@@ -300,6 +304,10 @@ class SimUR3:
                 K = skew(w / angle)
                 R = (np.eye(3) + math.sin(angle) * K + (1 - math.cos(angle)) * (K @ K)) @ R
         return SimMeasurement(self.time, q, qd, p, R)
+
+    def setpoint(self) -> np.ndarray:
+        """(dof,) where the controller wants the joints now (rad)."""
+        return self._setpoint.copy()
 
     def tracking_error(self) -> np.ndarray:
         """(dof,) |setpoint - actual| (rad)."""
