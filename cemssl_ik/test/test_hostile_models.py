@@ -248,6 +248,11 @@ def test_json_depth_scan_agrees_with_the_parsed_depth():
         text = json.dumps(v).encode()
         d = depth_of(v)
         assert not json_depth_exceeds(text, d) and (d == 0 or json_depth_exceeds(text, d - 1)), text
+    # backslash runs and strings across the scanner's 64 kB chunks
+    for k in (65530, 65535, 65536, 65537, 131073):
+        for v in (["\\" * k + '"[[', [[["x"]]]], ["a" * k + "[", [[[]]]], ["[" * k, [[[]]]]):
+            text = json.dumps(v).encode()
+            assert not json_depth_exceeds(text, 4) and json_depth_exceeds(text, 3), (k, text[:20])
 
 
 def _tensor_cases():

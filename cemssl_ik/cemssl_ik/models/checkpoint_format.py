@@ -130,29 +130,31 @@ def read_bounded(path: Path, limit: int, what: str) -> bytes:
     return data
 
 
-_ESCAPED = re.compile(rb"\\.", re.S)
-_STRING = re.compile(rb'"[^"]*"')
-_TO_BRACKETS = bytes.maketrans(b"{}", b"[]")
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-
-
 def json_depth_exceeds(data: bytes, limit: int) -> bool:
     """Whether the arrays / objects of JSON text ``data`` nest deeper than ``limit`` (without parsing).
 
-    Linear time and no recursion: escape pairs, then strings, then everything but brackets are
-    removed by regular expressions that cannot backtrack, and the bracket sequence's running depth
-    is summed in chunks.  On invalid JSON the answer may be either; the parser refuses it anyway.
+    One pass over the bytes in chunks of 64 kB, vectorized, no recursion and no temporaries beyond a
+    chunk's: a quote ends or starts a string unless an odd run of backslashes precedes it; a
+    bracket counts outside strings only.  On invalid JSON the answer may be either; the parser
+    refuses that text anyway.
     """
-    brackets = _STRING.sub(b"", _ESCAPED.sub(b"", data)).translate(_TO_BRACKETS, _NOT_BRACKETS)
-    if len(brackets) <= limit:
-        return False
-    depth, chunk = 0, 1 << 20
-    for start in range(0, len(brackets), chunk):
-        part = np.frombuffer(brackets, np.uint8, count=min(chunk, len(brackets) - start), offset=start)
-        running = depth + np.cumsum(np.where(part == ord("["), 1, -1))
+    buf = np.frombuffer(data, np.uint8)
+    depth, run, in_string, chunk = 0, 0, 0, 1 << 16  # carried: depth, trailing backslash run, string parity
+    for start in range(0, len(buf), chunk):
+        a = buf[start : start + chunk]
+        bs = a == ord("\\")
+        count = np.cumsum(bs, dtype=np.int64)
+        # backslashes in the run ending at each position (the run carried in while none other came)
+        run_end = count - np.maximum.accumulate(np.where(bs, 0, count))
+        run_end += np.where(np.cumsum(~bs, dtype=np.int64) == 0, run, 0)
+        run_before = np.concatenate(([run], run_end[:-1]))
+        quote = (a == ord('"')) & (run_before % 2 == 0)
+        inside = (in_string + np.cumsum(quote, dtype=np.int64)) % 2 == 1
+        step = np.where((a == ord("[")) | (a == ord("{")), 1, 0) - np.where((a == ord("]")) | (a == ord("}")), 1, 0)
+        running = depth + np.cumsum(np.where(inside, 0, step), dtype=np.int64)
         if int(running.max()) > limit:
             return True
-        depth = int(running[-1])
+        depth, run, in_string = int(running[-1]), int(run_end[-1]), int(inside[-1])
     return False
 
 
