@@ -8,7 +8,12 @@ robot (the arm over ROS, the built-in MuJoCo UR3, or a chain's FK):
   fine-tune the model with the FK loss through the identified chain, and measure the new model
   on fresh moves;
 * ``calibration_file`` — the same with the chain read from a UR calibration YAML (zero moves for
-  identification).
+  identification);
+* ``robot`` — CEMSSL iterations with the robot itself as the forward model (paper 003, approach 2):
+  the model is asked for sampled targets, the robot is moved to its answers, and the model trains
+  on the (measured pose -> measured joints) pairs, until the move or time budget is spent.  No
+  chain is identified: the checkpoint stays tied to the nominal chain, and refined answers through
+  that chain keep its error.
 
 Every figure is measured on the forward model (the robot): the model alone is asked for the
 measured pose of a random configuration, its answer is commanded and the pose reached is
@@ -38,7 +43,7 @@ from .unsupervised import UnsupervisedConfig, UnsupervisedTrainer
 
 __all__ = ["AdaptationConfig", "LearnGoal", "LearnProgress", "LearnOutcome", "Adapter", "Cancelled", "LoggedForwardModel", "STRATEGIES"]
 
-STRATEGIES = ("calibrate", "calibration_file")
+STRATEGIES = ("calibrate", "calibration_file", "robot")
 
 #: identify(nominal chain, q (N, dof), position (N, 3), quaternion (N, 4)) -> (chain, urdf text, report dict)
 Identify = Callable[[KinematicChain, np.ndarray, np.ndarray, np.ndarray], tuple[KinematicChain, str, dict]]
@@ -293,6 +298,8 @@ class Adapter:
         try:
             if goal.strategy == "calibrate":
                 out = self._calibrate(goal, name)
+            elif goal.strategy == "robot":
+                out = self._robot(goal, name)
             else:
                 out = self._calibration_file(goal, name)
         except Cancelled:
@@ -328,6 +335,44 @@ class Adapter:
         before, _ = self.measure_model()
         self._report("evaluate", precision_mm=before)
         return self._train_and_measure(goal, name, chain, urdf, before, {"strategy": "calibration_file", "calibration_file": goal.calibration_file})
+
+    def _robot(self, goal: LearnGoal, name: str) -> LearnOutcome:
+        from .cemssl import CEMSSLConfig, CEMSSLTrainer
+
+        before, _ = self.measure_model()
+        self._report("evaluate", precision_mm=before, message=f"model alone on the robot before: {before:.3f} mm")
+        c = self.config
+        budget = goal.max_moves or 20 * self.config.identify_moves
+        per_member = max(1, min(64, budget // (4 * self.model.num_members)))
+        iterations = max(1, budget // (per_member * self.model.num_members))
+        minutes = goal.max_minutes or c.train_minutes
+        cfg = CEMSSLConfig(
+            iterations=iterations, epochs=10, samples_per_iteration=per_member, inference_batch=per_member,
+            training_batch=min(32, per_member), lr=c.lr, lr_final=c.lr_final, projected_targets=False, keep_best=False,
+            exploration_noise=0.0, eval_every=0, max_seconds=minutes * 60, seed=c.seed,
+        )  # fmt: skip
+        if hasattr(self.robot, "kind"):
+            self.robot.kind = "cemssl"
+        moves_before = getattr(self.robot, "moves", 0)
+        trainer = CEMSSLTrainer(self.model, self.chain, cfg, forward_model=self.robot)
+
+        def on_iteration(stats) -> None:
+            self.moves += per_member * self.model.num_members
+            self._check_cancel()
+            self._report("train", progress=trainer.current_progress(), message=f"iteration {stats.iteration}/{iterations}: sampled error {stats.sampled_error_mean * 1e3:.3f} mm")
+
+        trainer.run(on_iteration)
+        self.model.eval()
+        self._report("evaluate", message="measuring the model on the robot")
+        after, refined = self.measure_model(self.chain)
+        base = self._save(name, self.chain, _nominal_urdf(), {"strategy": "robot", "phase": "done", "error_before_mm": before, "error_after_mm": after, "iterations": trainer.iteration, "robot_moves": getattr(self.robot, "moves", 0) - moves_before})
+        self._report("save", precision_mm=after, progress=1.0, message=f"saved {base.name}")
+        return LearnOutcome(
+            True,
+            f"model alone on the robot: {before:.3f} mm -> {after:.3f} mm after {trainer.iteration} CEMSSL iteration(s); refined answers (nominal chain) {refined:.3f} mm",
+            checkpoint=str(base) + ".safetensors", urdf=str(self.output_dir / f"{name}.urdf"),
+            error_before_mm=before, error_after_mm=after, refined_error_mm=refined,
+        )  # fmt: skip
 
     def _train_and_measure(self, goal: LearnGoal, name: str, chain: KinematicChain, urdf: str, before: float, record: dict) -> LearnOutcome:
         # the chain exactly as a URDF consumer (the IK service) will rebuild it from the text, so
@@ -376,6 +421,12 @@ class Adapter:
             refined_error_mm=refined,
             identification=record.get("identification"),
         )
+
+
+def _nominal_urdf() -> str:
+    from ..kinematics.robots import find_package_file
+
+    return find_package_file("urdf/ur3.urdf").read_text()
 
 
 def _mean_mm(reached: ForwardResult, target: torch.Tensor) -> float:

@@ -74,7 +74,7 @@ PARAMETERS = {
     "model_update_topic": ("/cemssl_learner/model_updates", "std_msgs/String: each new checkpoint path ('' disables)"),
 }
 
-_STRATEGY_HELP = "calibrate, calibration_file"
+_STRATEGY_HELP = "calibrate, calibration_file, robot"
 
 
 def default_output_dir() -> Path:
