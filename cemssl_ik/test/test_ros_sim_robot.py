@@ -283,6 +283,25 @@ def test_follow_joint_trajectory_action(sim_robot) -> None:
     bad = start + 0.1
     bad[1] = math.nan
     assert not wait(action.send_goal_async(goal_for(bad, 1)), 10.0).accepted
+    too_far = start.copy()
+    too_far[0] += 2.0
+    assert not wait(action.send_goal_async(goal_for(too_far, 10)), 10.0).accepted
+    # cancel mid-way: the arm stops and holds short of the goal; feedback came meanwhile
+    feedback = []
+    here = client.q()
+    goal = here + np.array([0.4, 0.0, 0.0, 0.0, 0.0, 0.0])
+    handle = wait(action.send_goal_async(goal_for(goal, 8), feedback_callback=feedback.append), 10.0)
+    assert handle.accepted
+    client.wait_for(lambda: abs(client.q()[0] - here[0]) > 0.02, 10.0, "the arm to start moving")
+    wait(handle.cancel_goal_async(), 10.0)
+    result = wait(handle.get_result_async(), 10.0)
+    from action_msgs.msg import GoalStatus
+
+    assert result.status == GoalStatus.STATUS_CANCELED
+    stopped = client.q()
+    time.sleep(0.5)
+    assert abs(client.q()[0] - stopped[0]) < 0.02 and abs(client.q()[0] - goal[0]) > 0.1
+    assert feedback and list(feedback[-1].feedback.joint_names) == names
     action.destroy()
 
 
