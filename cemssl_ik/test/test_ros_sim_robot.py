@@ -319,3 +319,44 @@ def test_params_file_holds_every_declared_parameter() -> None:
             assert [type(v) for v in value] == [type(v) for v in default], name
         else:
             assert type(value) is type(default), name
+
+
+def test_trajectory_from_msg_maps_joints_by_name() -> None:
+    from builtin_interfaces.msg import Duration
+    from cemssl_ik.ros.sim_robot_node import trajectory_from_msg
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    names = load_robot("ur3").joint_names
+    msg = JointTrajectory(joint_names=list(names[::-1]))
+    msg.points = [
+        JointTrajectoryPoint(positions=[6.0, 5.0, 4.0, 3.0, 2.0, 1.0], velocities=[0.6, 0.5, 0.4, 0.3, 0.2, 0.1], time_from_start=Duration(sec=1)),
+        JointTrajectoryPoint(positions=[6.5, 5.5, 4.5, 3.5, 2.5, 1.5], velocities=[0.0] * 6, time_from_start=Duration(sec=1, nanosec=500_000_000)),
+    ]
+    points, times, velocities = trajectory_from_msg(msg, names)
+    assert points.tolist() == [[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [1.5, 2.5, 3.5, 4.5, 5.5, 6.5]]
+    assert times.tolist() == [1.0, 1.5] and velocities[0].tolist() == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    msg.points[1].velocities = []  # velocities only where every point has them
+    assert trajectory_from_msg(msg, names)[2] is None
+    for mutate, text in [
+        (lambda m: setattr(m, "points", []), "no points"),
+        (lambda m: setattr(m, "joint_names", list(names[:5]) + ["gripper"]), "exactly the arm's joints"),
+        (lambda m: setattr(m, "joint_names", list(names[:5]) + [names[0]]), "repeated"),
+        (lambda m: setattr(m.points[1], "positions", [1.0] * 5), "positions"),
+        (lambda m: setattr(m.points[1], "time_from_start", Duration(sec=1)), "increasing"),
+        (lambda m: setattr(m.points[0], "positions", [math.inf] + [0.0] * 5), "NaN or inf"),
+    ]:
+        bad = JointTrajectory(joint_names=list(msg.joint_names), points=[JointTrajectoryPoint(positions=list(p.positions), time_from_start=p.time_from_start) for p in msg.points])
+        mutate(bad)
+        with pytest.raises(ValueError, match=text):
+            trajectory_from_msg(bad, names)
+
+
+def test_invalid_parameters_stop_the_node_with_a_message() -> None:
+    from conftest import NodeProcess
+
+    node = NodeProcess("cemssl_ik.ros.sim_robot_node", "-r", "__node:=sim_robot_bad", "-p", "link_length_changes:=[0.0,0.01,0.0,0.0,0.0,0.0]")
+    try:
+        code = node.proc.wait(timeout=60)
+    finally:
+        log = node.close()
+    assert code == 2 and "shoulder_lift_joint" in log, log

@@ -264,6 +264,7 @@ class SimUR3:
         self._traj_q = q[None].copy()
         self._traj_v: np.ndarray | None = None
         self._traj_start = 0.0
+        self._pending = 0.0  # simulated time asked for but not yet stepped (s), below one step
         self._apply_control()
 
     @property
@@ -398,11 +399,16 @@ class SimUR3:
         self.data.ctrl[:] = self._setpoint + (self._kv / self._kp) * self._setpoint_velocity
 
     def step(self, dt: float) -> int:
-        """Advance the simulation by ``dt`` seconds (rounded to whole physics steps); returns the steps taken."""
+        """Advance the simulation by ``dt`` seconds in whole physics steps; returns the steps taken.
+
+        A remainder below one step is kept and taken with the next call."""
         if not (math.isfinite(dt) and dt >= 0):
             raise ValueError(f"dt must be a finite number >= 0, got {dt}")
         h = self.model.opt.timestep
-        n = int(round(dt / h))
+        # whole physics steps; the remainder carries over, so many small dt add up to the right time
+        self._pending += dt
+        n = int(math.floor(self._pending / h + 1e-9))
+        self._pending = max(self._pending - n * h, 0.0)
         mj = self._mj
         a = self.config.max_acceleration
         for _ in range(n):
