@@ -98,7 +98,7 @@ class LearnerNode(Node):
         self.output_dir = Path(p["output_dir"]) if p["output_dir"] else default_output_dir()
         self.log = SampleLog.open(self.output_dir / "samples.jsonl", dof=self.chain.dof)
         if self.log.dropped_tail:
-            self.get_logger().warn("samples.jsonl ended in a partial line (a crash mid-write): dropped it")
+            self.get_logger().warning("samples.jsonl ended in a partial line (a crash mid-write): dropped it")
         self.get_logger().info(f"{len(self.log)} recorded sample(s) in {self.output_dir}")
         self._busy = threading.Lock()
         group = ReentrantCallbackGroup()
@@ -187,7 +187,7 @@ class LearnerNode(Node):
     # ------------------------------------------------------------ action
     def _on_goal(self, goal_request) -> GoalResponse:
         if self._busy.locked():
-            self.get_logger().warn("a learning goal is already running: rejected")
+            self.get_logger().warning("a learning goal is already running: rejected")
             return GoalResponse.REJECT
         return GoalResponse.ACCEPT
 

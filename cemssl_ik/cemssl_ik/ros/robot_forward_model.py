@@ -182,17 +182,27 @@ class RosRobotForwardModel:
         try:
             current = self.current_joints()
         except TimeoutError as exc:
-            self.node.get_logger().warn(f"move refused: {exc}")
+            self.node.get_logger().warning(f"move refused: {exc}")
             return self._record(fail)
         if not np.all(np.isfinite(target)):
-            self.node.get_logger().warn("move refused: non-finite target")
+            self.node.get_logger().warning("move refused: non-finite target")
             return self._record(fail)
-        points = [target] if self.max_step is None else list(waypoints(current, target, self.max_step))
+        # 0.9: the arm settles near, not exactly at, each point, and the next step starts from there
+        points = [target] if self.max_step is None else list(waypoints(current, target, 0.9 * self.max_step))
+        # the whole path is checked before anything is sent: a move refused half-way would leave
+        # the arm somewhere nobody asked for
+        prev = current
+        for point in points:
+            ok, reasons = self.check(prev, point)
+            if not ok:
+                self.node.get_logger().warning(f"move refused by the safety layer: {'; '.join(reasons)}")
+                return self._record(fail)
+            prev = point
         sample = None
         for point in points:
-            ok, reasons = self.check(current, point)
+            ok, reasons = self.check(current, point)  # again from where the arm really is
             if not ok:
-                self.node.get_logger().warn(f"move refused by the safety layer: {'; '.join(reasons)}")
+                self.node.get_logger().warning(f"move stopped at a waypoint by the safety layer: {'; '.join(reasons)}")
                 return self._record(fail)
             seconds = max(float(self.duration(current, point)), self.config.min_duration)
             self._send(point, seconds)
@@ -213,10 +223,10 @@ class RosRobotForwardModel:
             while True:
                 now = self.clock()
                 if now > deadline:
-                    self.node.get_logger().warn(f"move timed out ({seconds:.1f} s planned; tracking error {detector.tracking_error(self._q):.4f})")
+                    self.node.get_logger().warning(f"move timed out ({seconds:.1f} s planned; tracking error {detector.tracking_error(self._q):.4f})")
                     return None
                 if now - self._q_time > c.data_timeout:
-                    self.node.get_logger().warn(f"{c.joint_states_topic} silent for {now - self._q_time:.1f} s")
+                    self.node.get_logger().warning(f"{c.joint_states_topic} silent for {now - self._q_time:.1f} s")
                     return None
                 if self._q_time > seen:
                     seen = self._q_time
@@ -231,7 +241,7 @@ class RosRobotForwardModel:
                 return Sample(target, q, fk.position.numpy(), matrix_to_quaternion(fk.rotation).numpy(), True, self.kind, settled_at)
             while self._pose_time <= settled_at:  # a pose measured after the arm came to rest
                 if self.clock() - settled_at > c.data_timeout:
-                    self.node.get_logger().warn(f"no pose on {c.pose_topic} after the arm settled")
+                    self.node.get_logger().warning(f"no pose on {c.pose_topic} after the arm settled")
                     return None
                 self._cond.wait(0.05)
             position, quat = self._pose
