@@ -270,3 +270,9 @@ def test_config_yaml_and_validation(tmp_path, ur3) -> None:
         SafetyChecker(ur3, SafetyConfig(lower_limits=(0.0, 0.0)))
     with pytest.raises(ValueError, match="no room"):
         SafetyChecker(ur3, SafetyConfig(lower_limits=(0.0,) * 6, upper_limits=(0.05,) * 6))
+
+
+def test_shipped_safety_yaml_is_the_defaults() -> None:
+    from cemssl_ik.kinematics.robots import find_package_file
+
+    assert SafetyConfig.from_yaml(find_package_file("config/safety.yaml")) == SafetyConfig()
