@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from builtin_interfaces.msg import Duration
 from cemssl_ik.kinematics import load_robot, quaternion_to_matrix
 from cemssl_ik.sim import KinematicPerturbation, perturbed_chain
 from conftest import requires_ros
@@ -360,3 +361,69 @@ def test_invalid_parameters_stop_the_node_with_a_message() -> None:
     finally:
         log = node.close()
     assert code == 2 and "shoulder_lift_joint" in log, log
+
+
+def test_tracking_error_aborts_and_holds(tmp_path) -> None:
+    from conftest import NodeProcess
+
+    # a sluggish position loop (0.5 Hz) lags ~0.09 rad behind a 0.4 rad move: above a 0.02 rad threshold
+    safety = tmp_path / "safety.yaml"
+    safety.write_text("tracking_error_threshold: 0.02\n")
+    controller = "/sluggish_controller"
+    server = NodeProcess(
+        "cemssl_ik.ros.sim_robot_node",
+        "-r", "__node:=sim_robot_sluggish",
+        "-p", "natural_frequency_hz:=0.5",
+        "-p", f"safety_file:={safety}",
+        "-p", f"controller:={controller}",
+        "-p", "joint_states_topic:=/sluggish/joint_states",
+        "-p", "pose_topic:=/sluggish/pose",
+        "-p", "publish_clock:=false",
+    )  # fmt: skip
+    import rclpy
+    from sensor_msgs.msg import JointState
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("sluggish_probe", context=context)
+    states: list = []
+    node.create_subscription(JointState, "/sluggish/joint_states", states.append, 10)
+    pub = node.create_publisher(JointTrajectory, controller + "/joint_trajectory", 10)
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    names = list(load_robot("ur3").joint_names)
+
+    def pan() -> float:
+        return dict(zip(states[-1].name, states[-1].position))["shoulder_pan_joint"]
+
+    def spin_until(predicate, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            executor.spin_once(timeout_sec=0.05)
+
+    try:
+        spin_until(lambda: states and pub.get_subscription_count() > 0, 40.0, "the sim")
+        msg = JointTrajectory(joint_names=names)
+        msg.points.append(JointTrajectoryPoint(positions=[0.4, *HOME[1:].tolist()], time_from_start=Duration(sec=0, nanosec=600_000_000)))
+        pub.publish(msg)
+        spin_until(lambda: pan() > 0.01, 10.0, "the move to start")
+        # aborted: it comes to rest (held) well short of 0.4 rad
+        last = [pan(), time.monotonic()]
+
+        def at_rest() -> bool:
+            if abs(pan() - last[0]) > 1e-5:
+                last[:] = [pan(), time.monotonic()]
+            return time.monotonic() - last[1] > 0.5
+
+        spin_until(at_rest, 20.0, "the arm to come to rest")
+        assert pan() < 0.3
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        log = server.close()
+    assert "tracking error" in log and "holding" in log, log
