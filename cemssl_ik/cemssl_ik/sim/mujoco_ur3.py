@@ -394,6 +394,14 @@ class SimUR3:
         s2, s3 = s * s, s * s * s
         return (2 * s3 - 3 * s2 + 1) * Q[i] + (s3 - 2 * s2 + s) * h * V[i] + (-2 * s3 + 3 * s2) * Q[i + 1] + (s3 - s2) * h * V[i + 1]
 
+    def _setpoint_at_rest(self) -> bool:
+        """The setpoint has reached the trajectory's last point, at rest (it will not move again)."""
+        return (
+            self.time >= self._traj_start + self._traj_t[-1]
+            and bool(np.all(self._setpoint == self._traj_q[-1]))
+            and not np.any(self._setpoint_velocity)
+        )
+
     def _apply_control(self) -> None:
         # position actuator: force = kp (ctrl - q) - kv qd; ctrl = s + kv/kp v gives kp (s - q) + kv (v - qd)
         self.data.ctrl[:] = self._setpoint + (self._kv / self._kp) * self._setpoint_velocity
@@ -411,7 +419,13 @@ class SimUR3:
         self._pending = max(self._pending - n * h, 0.0)
         mj = self._mj
         a = self.config.max_acceleration
-        for _ in range(n):
+        for k in range(n):
+            if self._setpoint_at_rest():
+                # the setpoint stays put from here on: MuJoCo steps the rest in one call
+                self._setpoint_velocity = np.zeros(self.dof)
+                self._apply_control()
+                mj.mj_step(self.model, self.data, n - k)
+                break
             t = self.time + h - self._traj_start
             ref = self._reference(t)
             # velocity that reaches the reference this step, within the velocity limits ...
@@ -421,7 +435,8 @@ class SimUR3:
             if t >= self._traj_t[-2 if len(self._traj_t) > 1 else -1]:
                 brake = np.sqrt(2.0 * 0.9 * a * np.abs(self._traj_q[-1] - self._setpoint))
                 v = np.clip(v, -brake, brake)
-            self._setpoint = self._setpoint + v * h
+            new = self._setpoint + v * h
+            self._setpoint = np.where(np.abs(new - ref) <= 1e-12, ref, new)  # land exactly on the reference
             self._setpoint_velocity = v
             self._apply_control()
             mj.mj_step(self.model, self.data)
