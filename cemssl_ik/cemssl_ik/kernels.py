@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,7 +33,7 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
     nb = None
     AVAILABLE = False
 
-__all__ = ["AVAILABLE", "chain_arrays", "refine_check", "distinct_representatives", "select"]
+__all__ = ["AVAILABLE", "KernelOptions", "chain_arrays", "refine_check", "partner_starts", "distinct_representatives", "select"]
 
 #: batches of fewer samples run on the calling thread.  In isolation two cores already halve a
 #: 64-sample batch, but in the service, where client processes and executor threads compete for
@@ -43,6 +44,41 @@ SERIAL_BELOW = 256
 # Parallel kernels use all cores anyway, and numba's fallback "workqueue" threading layer (used
 # where neither TBB nor OpenMP is available) must not be entered from two threads at once.
 _PARALLEL_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class KernelOptions:
+    """Options of :func:`refine_check` (see :class:`cemssl_ik.solver.SolverOptions` for their meaning)."""
+
+    #: most Levenberg-Marquardt iterations per sample
+    iterations: int = 30
+    #: abandon samples still farther than ``give_up_error`` after this many iterations (-1: never)
+    give_up_after: int = -1
+    #: smallest LM damping (m^2)
+    damping: float = 1e-9
+    #: LM damping of the first step
+    initial_damping: float = 1e-3
+    #: converged when the residual norm is below this
+    tol: float = 1e-13
+    #: residual norm (metres / radians) beyond which ``give_up_after`` abandons a sample
+    give_up_error: float = 1e-3
+    #: largest joint change of one step (radians / metres)
+    max_step: float = 1.0
+    #: accept solutions within this distance of the target (metres)
+    position_tolerance: float = 1e-6
+    #: and within this angle of the target rotation (radians)
+    orientation_tolerance: float = 1e-5
+    #: run the refinement (False: only wrap and check)
+    refine: bool = True
+    #: Newton steps along the weakest direction where LM stalls near a singularity (see ``_valley_step``)
+    singular_steps: bool = True
+
+    def pack(self) -> np.ndarray:
+        """The float64 vector the compiled kernels read (order: the fields')."""
+        return np.array([
+            self.iterations, self.give_up_after, self.damping, self.initial_damping, self.tol, self.give_up_error,
+            self.max_step, self.position_tolerance, self.orientation_tolerance, float(self.refine), float(self.singular_steps),
+        ], dtype=np.float64)  # fmt: skip
 
 
 def chain_arrays(chain) -> tuple[np.ndarray, ...]:
@@ -143,15 +179,200 @@ if AVAILABLE:
         return math.sqrt(acc)
 
     @_jit
-    def _refine_one(q, pt, Rt, rows, C, iterations, damping, initial_damping, tol, give_up_after, give_up_error, max_step):
-        """Levenberg-Marquardt on one sample in place (minimum-norm steps dq = J^T (J J^T + lam I)^-1 e)."""
+    def _lm_step(J, e, rows, dof, lam, A, L, y, dq):
+        """dq = J^T (J J^T + lam I)^-1 e (Cholesky of the rows x rows normal matrix); False if not positive definite."""
+        for a in range(rows):
+            for b in range(a + 1):
+                acc = 0.0
+                for k in range(dof):
+                    acc += J[a, k] * J[b, k]
+                A[a, b] = acc
+            A[a, a] += lam
+        for a in range(rows):
+            for b in range(a + 1):
+                acc = A[a, b]
+                for k in range(b):
+                    acc -= L[a, k] * L[b, k]
+                if a == b:
+                    if not acc > 0.0:
+                        return False
+                    L[a, a] = math.sqrt(acc)
+                else:
+                    L[a, b] = acc / L[b, b]
+        for a in range(rows):  # L z = e
+            acc = e[a]
+            for k in range(a):
+                acc -= L[a, k] * y[k]
+            y[a] = acc / L[a, a]
+        for a in range(rows - 1, -1, -1):  # L^T y = z
+            acc = y[a]
+            for k in range(a + 1, rows):
+                acc -= L[k, a] * y[k]
+            y[a] = acc / L[a, a]
+        for k in range(dof):
+            acc = 0.0
+            for a in range(rows):
+                acc += J[a, k] * y[a]
+            dq[k] = acc
+        return True
+
+    @_jit
+    def _weakest_direction(J, rows, dof, W, V, basis, v):
+        """One-sided Jacobi SVD of J[:rows] (rows >= dof): returns (sigma_min, sigma_max, g_row)
+        and fills v (dof,) with the weakest right singular vector, basis (dof - 1, dof) with the
+        others, W (rows, dof) with J V (column k = sigma_k u_k).  Accurate for small singular values,
+        and a few times cheaper than LAPACK's call overhead for these sizes."""
+        for a in range(rows):
+            for k in range(dof):
+                W[a, k] = J[a, k]
+        for i in range(dof):
+            for j in range(dof):
+                V[i, j] = 1.0 if i == j else 0.0
+        for _sweep in range(30):
+            rotated = False
+            for i in range(dof - 1):
+                for j in range(i + 1, dof):
+                    alpha, beta, gamma = 0.0, 0.0, 0.0
+                    for a in range(rows):
+                        alpha += W[a, i] * W[a, i]
+                        beta += W[a, j] * W[a, j]
+                        gamma += W[a, i] * W[a, j]
+                    if abs(gamma) <= 1e-15 * math.sqrt(alpha * beta) or gamma == 0.0:
+                        continue
+                    rotated = True
+                    zeta = (beta - alpha) / (2.0 * gamma)
+                    t = (1.0 if zeta >= 0 else -1.0) / (abs(zeta) + math.sqrt(1.0 + zeta * zeta))
+                    c = 1.0 / math.sqrt(1.0 + t * t)
+                    sn = c * t
+                    for a in range(rows):
+                        wi, wj = W[a, i], W[a, j]
+                        W[a, i], W[a, j] = c * wi - sn * wj, sn * wi + c * wj
+                    for a in range(dof):
+                        vi, vj = V[a, i], V[a, j]
+                        V[a, i], V[a, j] = c * vi - sn * vj, sn * vi + c * vj
+            if not rotated:
+                break
+        k_min, s_min, s_max = 0, math.inf, 0.0
+        for k in range(dof):
+            acc = 0.0
+            for a in range(rows):
+                acc += W[a, k] * W[a, k]
+            sk = math.sqrt(acc)
+            if sk < s_min:
+                k_min, s_min = k, sk
+            s_max = max(s_max, sk)
+        r = 0
+        for k in range(dof):
+            if k == k_min:
+                for a in range(dof):
+                    v[a] = V[a, k]
+            else:
+                for a in range(dof):
+                    basis[r, a] = V[a, k]
+                r += 1
+        return s_min, s_max, k_min
+
+    @_jit
+    def _cholesky_solve(B, e, rows, m, G, L, z):
+        """z = (B^T B)^-1 B^T e for B (rows, m) of full column rank; False if not positive definite."""
+        for i in range(m):
+            for j in range(i + 1):
+                acc = 0.0
+                for a in range(rows):
+                    acc += B[a, i] * B[a, j]
+                G[i, j] = acc
+        for i in range(m):
+            for j in range(i + 1):
+                acc = G[i, j]
+                for k in range(j):
+                    acc -= L[i, k] * L[j, k]
+                if i == j:
+                    if not acc > 0.0:
+                        return False
+                    L[i, i] = math.sqrt(acc)
+                else:
+                    L[i, j] = acc / L[j, j]
+        for i in range(m):  # L w = B^T e
+            acc = 0.0
+            for a in range(rows):
+                acc += B[a, i] * e[a]
+            for k in range(i):
+                acc -= L[i, k] * z[k]
+            z[i] = acc / L[i, i]
+        for i in range(m - 1, -1, -1):  # L^T z = w
+            acc = z[i]
+            for k in range(i + 1, m):
+                acc -= L[k, i] * z[k]
+            z[i] = acc / L[i, i]
+        return True
+
+    @_jit
+    def _valley_step(q, pt, Rt, rows, C, err, e, J, max_step, sweeps, p, R, axes, origins, tmp, qn, Jn, en):
+        """One Newton step along the weakest joint direction, then back onto the valley; True if it lowered the error.
+
+        Near a singularity the near-solutions form a narrow curved valley whose floor rises by
+        only ~sigma_min per radian: LM steps along it leave the valley (error ~ curvature * step^2)
+        and are rejected, so LM crawls.  Here the step along the weakest right singular vector v
+        is the Newton step of the floor's residual (u . e / sigma_min), and the other directions
+        are then solved again (a few Gauss-Newton sweeps that keep v fixed), so only the floor's
+        residual decides whether the step is taken (halved up to 6 times otherwise).
+        """
+        R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip = C
+        dof = q.shape[0]
+        m = dof - 1
+        W, V, basis, v = np.empty((rows, dof)), np.empty((dof, dof)), np.empty((m, dof)), np.empty(dof)
+        s_min, s_max, k = _weakest_direction(J, rows, dof, W, V, basis, v)
+        if not s_min > 1e-14 * s_max:
+            return False, err
+        g = 0.0  # u . e, u = J v / sigma_min
+        for a in range(rows):
+            g += W[a, k] * e[a]
+        dt = g / (s_min * s_min)
+        if abs(dt) > max_step:
+            dt = max_step if dt > 0 else -max_step
+        Bm, G, L, z = np.empty((rows, m)), np.empty((m, m)), np.empty((m, m)), np.empty(m)
+        for _ in range(6):
+            for k in range(dof):
+                qn[k] = q[k] + dt * v[k]
+            for _s in range(sweeps):
+                # Gauss-Newton within the hyperplane v . (q - qn) = 0 (basis: the other singular vectors)
+                _fk(qn, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp)
+                _residual(p, R, pt, Rt, rows, en)
+                _jacobian(p, axes, origins, rev, Jn)
+                for a in range(rows):
+                    for i in range(m):
+                        acc = 0.0
+                        for k in range(dof):
+                            acc += Jn[a, k] * basis[i, k]
+                        Bm[a, i] = acc
+                if not _cholesky_solve(Bm, en, rows, m, G, L, z):
+                    break
+                for i in range(m):
+                    for k in range(dof):
+                        qn[k] += z[i] * basis[i, k]
+            _fk(qn, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp)
+            err_n = _residual(p, R, pt, Rt, rows, en)
+            if err_n < err:
+                for k in range(dof):
+                    q[k] = qn[k]
+                return True, err_n
+            dt *= 0.5
+        return False, err
+
+    @_jit
+    def _refine_one(q, pt, Rt, rows, C, iterations, damping, initial_damping, tol, give_up_after, give_up_error, max_step, valley_mode):
+        """Levenberg-Marquardt on one sample in place (minimum-norm steps dq = J^T (J J^T + lam I)^-1 e).
+
+        Where an iteration makes little progress (a rejected step, or less than halving the error)
+        on a square or over-determined system, a :func:`_valley_step` is tried as well.
+        """
         R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip = C
         dof = q.shape[0]
         p, R = np.empty(3), np.empty((3, 3))
         p2, R2 = np.empty(3), np.empty((3, 3))
         axes, origins = np.empty((dof, 3)), np.empty((dof, 3))
         axes2, origins2 = np.empty((dof, 3)), np.empty((dof, 3))
-        tmp, J = np.empty((3, 3)), np.empty((6, dof))
+        tmp, J, J2 = np.empty((3, 3)), np.empty((6, dof)), np.empty((6, dof))
         e, e2, y = np.empty(6), np.empty(6), np.empty(6)
         A, L = np.empty((6, 6)), np.empty((6, 6))
         dq, qn = np.empty(dof), np.empty(dof)
@@ -160,58 +381,32 @@ if AVAILABLE:
         _jacobian(p, axes, origins, rev, J)
         lam = max(initial_damping, 1e-12)
         lam_min = max(damping, 1e-12)
+        valley = rows >= dof and valley_mode > 0.0
         for it in range(iterations):
             if not err > tol:  # converged (or NaN: nothing to do)
                 break
             if give_up_after >= 0 and it >= give_up_after and not err < give_up_error:
                 break
-            # A = J J^T + lam I (rows x rows), Cholesky A = L L^T
-            ok = True
-            for a in range(rows):
-                for b in range(a + 1):
-                    acc = 0.0
-                    for k in range(dof):
-                        acc += J[a, k] * J[b, k]
-                    A[a, b] = acc
-                A[a, a] += lam
-            for a in range(rows):
-                for b in range(a + 1):
-                    acc = A[a, b]
-                    for k in range(b):
-                        acc -= L[a, k] * L[b, k]
-                    if a == b:
-                        if not acc > 0.0:
-                            ok = False
-                            break
-                        L[a, a] = math.sqrt(acc)
-                    else:
-                        L[a, b] = acc / L[b, b]
-                if not ok:
-                    break
+            ok = _lm_step(J, e, rows, dof, lam, A, L, y, dq)
+            err2 = math.inf
             if ok:
-                for a in range(rows):  # L z = e
-                    acc = e[a]
-                    for k in range(a):
-                        acc -= L[a, k] * y[k]
-                    y[a] = acc / L[a, a]
-                for a in range(rows - 1, -1, -1):  # L^T y = z
-                    acc = y[a]
-                    for k in range(a + 1, rows):
-                        acc -= L[k, a] * y[k]
-                    y[a] = acc / L[a, a]
                 big = 0.0
                 for k in range(dof):
-                    acc = 0.0
-                    for a in range(rows):
-                        acc += J[a, k] * y[a]
-                    dq[k] = acc
-                    big = max(big, abs(acc))
+                    big = max(big, abs(dq[k]))
                 scale = max_step / big if big > max_step else 1.0
                 for k in range(dof):
                     qn[k] = q[k] + dq[k] * scale
                 _fk(qn, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p2, R2, axes2, origins2, tmp)
                 err2 = _residual(p2, R2, pt, Rt, rows, e2)
                 ok = err2 < err  # False for NaN
+            if valley and not err2 < 0.5 * err:
+                moved, err_v = _valley_step(q, pt, Rt, rows, C, err, e, J, max_step, 3, p2, R2, axes2, origins2, tmp, qn, J2, e2)
+                if moved:
+                    _fk(q, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp)
+                    err = _residual(p, R, pt, Rt, rows, e)
+                    _jacobian(p, axes, origins, rev, J)
+                    lam = lam_min
+                    continue
             if ok:
                 for k in range(dof):
                     q[k] = qn[k]
@@ -231,23 +426,23 @@ if AVAILABLE:
 
     @_jit
     def _wrap_check(q, ref, lower, upper, periodic, slack):
-        """Move periodic joints to the 2*pi copy nearest ref within limits (in place); True if all within."""
+        """Move periodic joints to the 2*pi copy nearest ref within limits (in place); True if all within.
+
+        Closed form per joint: the copies q + 2 pi k lie within [lower, upper] for k_lo <= k <= k_hi,
+        and the distance to ref is convex in k, so the best k is round((ref - q) / 2 pi) clamped to
+        [k_lo, k_hi] (any seed magnitude; the nearest copy overall where no copy is within limits).
+        """
         two_pi = 2.0 * math.pi
         within = True
         for k in range(q.shape[0]):
             v = q[k]
-            if periodic[k]:
-                nearest = v + two_pi * math.floor((ref[k] - v) / two_pi + 0.5)
-                best, best_d = nearest, math.inf
-                if nearest >= lower[k] - slack and nearest <= upper[k] + slack:
-                    best_d = abs(nearest - ref[k])
-                for shift in (-two_pi, two_pi):
-                    cand = nearest + shift
-                    if cand >= lower[k] - slack and cand <= upper[k] + slack:
-                        d = abs(cand - ref[k])
-                        if d < best_d:
-                            best, best_d = cand, d
-                v = best
+            if periodic[k] and math.isfinite(v):
+                n = math.floor((ref[k] - v) / two_pi + 0.5)
+                n_lo = math.ceil((lower[k] - slack - v) / two_pi)
+                n_hi = math.floor((upper[k] + slack - v) / two_pi)
+                if n_lo <= n_hi:
+                    n = min(max(n, n_lo), n_hi)
+                v = v + two_pi * n
                 q[k] = v
             if not (v >= lower[k] - slack and v <= upper[k] + slack):
                 within = False
@@ -257,6 +452,7 @@ if AVAILABLE:
     def _sample(i, q, pt, Rt, ref, rows, C, L, opts, out_q, out_pe, out_oe, out_ok):
         iterations, give_up_after = int(opts[0]), int(opts[1])
         damping, initial_damping, tol, give_up_error, max_step, ptol, otol, refine = opts[2], opts[3], opts[4], opts[5], opts[6], opts[7], opts[8], opts[9]
+        valley = opts[10]
         R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip = C
         lower, upper, periodic = L
         dof = q.shape[1]
@@ -265,7 +461,7 @@ if AVAILABLE:
             qi[k] = q[i, k]
         Rti = Rt[i]
         if refine > 0.0:
-            _refine_one(qi, pt[i], Rti, rows, C, iterations, damping, initial_damping, tol, give_up_after, give_up_error, max_step)
+            _refine_one(qi, pt[i], Rti, rows, C, iterations, damping, initial_damping, tol, give_up_after, give_up_error, max_step, valley)
         within = _wrap_check(qi, ref[i], lower, upper, periodic, 1e-9)
         finite = True
         for k in range(dof):
@@ -295,6 +491,54 @@ if AVAILABLE:
             _sample(i, q, pt, Rt, ref, rows, C, L, opts, out_q, out_pe, out_oe, out_ok)
 
     @_jit
+    def _partners_one(q, pt, Rt, rows, C, ratio, h, out):
+        """Start points for the solutions that pair with the solution ``q`` at a nearby singularity.
+
+        Near a fold (two roots that merge at the singularity: the shoulder or elbow pairs) the
+        residual along the weakest direction v is about g(s) = -sigma s + c s^2 / 2, so the other
+        root lies at s = 2 sigma / c; ``c`` comes from one residual evaluation at s = h.  Only for
+        solutions with sigma_min < ``ratio`` * sigma_max.  Writes out[0] and returns 1, else 0.
+        """
+        R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip = C
+        dof = q.shape[0]
+        p, R, tmp = np.empty(3), np.empty((3, 3)), np.empty((3, 3))
+        axes, origins = np.empty((dof, 3)), np.empty((dof, 3))
+        J, e = np.empty((6, dof)), np.empty(6)
+        _fk(q, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp)
+        _jacobian(p, axes, origins, rev, J)
+        W, V, basis, v = np.empty((rows, dof)), np.empty((dof, dof)), np.empty((dof - 1, dof)), np.empty(dof)
+        sigma, s_max, kk = _weakest_direction(J, rows, dof, W, V, basis, v)
+        if not sigma < ratio * s_max:
+            return 0
+        for k in range(dof):
+            out[0, k] = q[k] + h * v[k]
+        _fk(out[0], R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp)
+        _residual(p, R, pt, Rt, rows, e)
+        g0 = 0.0  # u . e at q (a converged solution: ~0, kept for accuracy)
+        _fk(q, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp)
+        e0 = np.empty(6)
+        _residual(p, R, pt, Rt, rows, e0)
+        gh = 0.0
+        for a in range(rows):
+            u = W[a, kk] / sigma if sigma > 0 else 0.0
+            gh += u * e[a]
+            g0 += u * e0[a]
+        c = 2.0 * (gh - g0 + sigma * h) / (h * h)
+        if not abs(c) > 1e-12:
+            return 0
+        step = 2.0 * sigma / c
+        if abs(step) > 0.5:
+            step = 0.5 if step > 0 else -0.5
+        for k in range(dof):
+            out[0, k] = q[k] + step * v[k]
+        return 1
+
+    @_jit
+    def _partners(q, pt, Rt, rows, C, ratio, h, out, count):
+        for i in range(q.shape[0]):
+            count[i] = _partners_one(q[i], pt[i], Rt[i], rows, C, ratio, h, out[i])
+
+    @_jit
     def _joint_distance(qa, qb, periodic):
         """Max over joints of |qa - qb|, modulo 2*pi for periodic joints."""
         two_pi = 2.0 * math.pi
@@ -308,9 +552,10 @@ if AVAILABLE:
         return best
 
     @_jit
-    def _representatives_one(b, q, err, ok, periodic, tol, rep, count):
+    def _representatives_one(b, q, err, ok, labels, periodic, tol, rep, count):
         """Greedy clustering of target b's valid samples, lowest error first: rep[b, s] marks the
-        first (best) sample of each cluster, count[b, s] its members; returns the singletons."""
+        first (best) sample of each cluster, count[b, s] its members; returns the singletons.
+        Samples with different labels are never in one cluster."""
         S = q.shape[1]
         order = np.argsort(err[b])  # inf (invalid) last
         reps = np.empty(S, dtype=np.int64)
@@ -321,7 +566,7 @@ if AVAILABLE:
                 continue
             hit = -1
             for r in range(n):
-                if _joint_distance(q[b, s], q[b, reps[r]], periodic) <= tol:
+                if labels[b, s] == labels[b, reps[r]] and _joint_distance(q[b, s], q[b, reps[r]], periodic) <= tol:
                     hit = reps[r]
                     break
             if hit >= 0:
@@ -338,9 +583,14 @@ if AVAILABLE:
         return singles
 
     @_jit_par
-    def _representatives(q, err, ok, periodic, tol, rep, count, singletons):
+    def _representatives_parallel(q, err, ok, labels, periodic, tol, rep, count, singletons):
         for b in nb.prange(q.shape[0]):
-            singletons[b] = _representatives_one(b, q, err, ok, periodic, tol, rep, count)
+            singletons[b] = _representatives_one(b, q, err, ok, labels, periodic, tol, rep, count)
+
+    @_jit
+    def _representatives_serial(q, err, ok, labels, periodic, tol, rep, count, singletons):
+        for b in range(q.shape[0]):
+            singletons[b] = _representatives_one(b, q, err, ok, labels, periodic, tol, rep, count)
 
     @_jit
     def _select_one(b, q, rep, seed, has_seed, periodic, K, chosen, valid):
@@ -388,12 +638,17 @@ if AVAILABLE:
             cur = nxt
 
     @_jit_par
-    def _select(q, rep, seed, has_seed, periodic, K, chosen, valid):
+    def _select_parallel(q, rep, seed, has_seed, periodic, K, chosen, valid):
         for b in nb.prange(q.shape[0]):
             _select_one(b, q, rep, seed, has_seed, periodic, K, chosen, valid)
 
+    @_jit
+    def _select_serial(q, rep, seed, has_seed, periodic, K, chosen, valid):
+        for b in range(q.shape[0]):
+            _select_one(b, q, rep, seed, has_seed, periodic, K, chosen, valid)
 
-def refine_check(consts, q, position, rotation, reference, opts) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+
+def refine_check(consts, q, position, rotation, reference, options: KernelOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Refine (optional), wrap to the copy nearest ``reference`` within limits, and check N samples.
 
     Args:
@@ -401,8 +656,7 @@ def refine_check(consts, q, position, rotation, reference, opts) -> tuple[np.nda
         q: (N, dof) float64 start joint values.
         position: (N, 3) targets; rotation: (N, 3, 3) or None (position targets).
         reference: (N, dof) seeds for the 2*pi copies.
-        opts: sequence (iterations, give_up_after (-1: never), damping, initial_damping, tol,
-            give_up_error, max_step, position_tolerance, orientation_tolerance, refine (0/1)).
+        options: refinement and acceptance options.
 
     Returns:
         (q, position_error, orientation_error, ok), ok = in limits, finite and within tolerances.
@@ -417,7 +671,9 @@ def refine_check(consts, q, position, rotation, reference, opts) -> tuple[np.nda
     ref = np.ascontiguousarray(reference, dtype=np.float64)
     out_q, out_pe, out_oe, out_ok = np.empty_like(q), np.empty(N), np.empty(N), np.empty(N, dtype=np.bool_)
     C, L = tuple(consts[:8]), tuple(consts[8:])
-    o = np.asarray(opts, dtype=np.float64)
+    if not isinstance(options, KernelOptions):
+        raise TypeError(f"options must be a KernelOptions, got {type(options).__name__}")
+    o = options.pack()
     if N < SERIAL_BELOW:
         _refine_check_serial(q, pt, Rt, ref, rows, C, L, o, out_q, out_pe, out_oe, out_ok)
     else:
@@ -426,23 +682,54 @@ def refine_check(consts, q, position, rotation, reference, opts) -> tuple[np.nda
     return out_q, out_pe, out_oe, out_ok
 
 
-def distinct_representatives(q: np.ndarray, err: np.ndarray, ok: np.ndarray, periodic: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+def partner_starts(consts, q: np.ndarray, position: np.ndarray, rotation: np.ndarray | None, ratio: float = 0.005, h: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """Start points for the other root of each near-singular solution's fold (see ``_partners_one``).
+
+    Args:
+        q: (N, dof) converged solutions; position (N, 3), rotation (N, 3, 3) or None: their targets.
+        ratio: only solutions whose Jacobian has sigma_min < ratio * sigma_max get a start.
+
+    Returns:
+        (starts, has): (N, dof) start points and (N,) bool, False where a solution got none.
+    """
+    q = np.ascontiguousarray(q, dtype=np.float64)
+    N, dof = q.shape
+    rows = 3 if rotation is None else 6
+    pt = np.ascontiguousarray(position, dtype=np.float64)
+    Rt = np.broadcast_to(np.eye(3), (N, 3, 3)).copy() if rotation is None else np.ascontiguousarray(rotation, dtype=np.float64)
+    out = np.full((N, 1, dof), np.nan)
+    count = np.zeros(N, dtype=np.int64)
+    if rows >= dof and N:
+        _partners(q, pt, Rt, rows, tuple(consts[:8]), float(ratio), float(h), out, count)
+    return out[:, 0], count > 0
+
+
+def distinct_representatives(q: np.ndarray, err: np.ndarray, ok: np.ndarray, periodic: np.ndarray, tol: float, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per target, the lowest-error valid sample of each cluster of samples within ``tol`` of it.
 
     Args:
         q: (B, S, dof); err: (B, S) ranking key (lower is better); ok: (B, S) valid.
+        labels: (B, S) int64 configuration classes, or None: samples of different classes are
+            distinct however close (two solutions of a pose near a singularity, where classes
+            with at most one solution each meet).
 
     Returns:
         (rep, singletons): (B, S) representatives (pairwise farther apart than ``tol``, max joint
-        difference modulo 2*pi), and (B,) the number of clusters with a single member.
+        difference modulo 2*pi, or of different classes), and (B,) the number of clusters with a
+        single member.
     """
     B, S = err.shape
     rep = np.zeros((B, S), dtype=np.bool_)
     count = np.zeros((B, S), dtype=np.int64)
     singletons = np.zeros(B, dtype=np.int64)
     key = np.where(ok, err, np.inf)
-    with _PARALLEL_LOCK:
-        _representatives(np.ascontiguousarray(q), np.ascontiguousarray(key), np.ascontiguousarray(ok), periodic, float(tol), rep, count, singletons)
+    lab = np.zeros((B, S), dtype=np.int64) if labels is None else np.ascontiguousarray(labels, dtype=np.int64)
+    args = (np.ascontiguousarray(q), np.ascontiguousarray(key), np.ascontiguousarray(ok), lab, periodic, float(tol), rep, count, singletons)
+    if B * S < SERIAL_BELOW:
+        _representatives_serial(*args)
+    else:
+        with _PARALLEL_LOCK:
+            _representatives_parallel(*args)
     return rep, singletons
 
 
@@ -456,6 +743,10 @@ def select(q: np.ndarray, rep: np.ndarray, seed: np.ndarray | None, periodic: np
     chosen = np.zeros((B, K), dtype=np.int64)
     valid = np.zeros((B, K), dtype=np.bool_)
     s = np.zeros((B, q.shape[2])) if seed is None else np.ascontiguousarray(seed, dtype=np.float64)
-    with _PARALLEL_LOCK:
-        _select(np.ascontiguousarray(q), rep, s, seed is not None, periodic, int(K), chosen, valid)
+    args = (np.ascontiguousarray(q), rep, s, seed is not None, periodic, int(K), chosen, valid)
+    if B * q.shape[1] < SERIAL_BELOW:
+        _select_serial(*args)
+    else:
+        with _PARALLEL_LOCK:
+            _select_parallel(*args)
     return chosen, valid

@@ -99,6 +99,7 @@ class SolverOptions:
     max_rounds: int = 3
     random_fraction: float | None = None
     min_samples: int = 16
+    singular_steps: bool = True
 
     def __post_init__(self) -> None:
         if self.num_solutions < 1:
@@ -335,6 +336,22 @@ class _NumpySampler:
         return q
 
 
+@dataclass
+class _Slab:
+    """One batch of refined samples in the pool of a solve call, (B, S) per field."""
+
+    q: np.ndarray  # (B, S, dof) refined, wrapped joint values (NaN: not sampled)
+    pe: np.ndarray  # (B, S) position error, metres (inf: not sampled)
+    oe: np.ndarray  # (B, S) orientation error, radians
+    ok: np.ndarray  # (B, S) valid: within limits and tolerances
+    label: np.ndarray  # (B, S) int64 configuration class (-1: none or invalid)
+    tried: np.ndarray  # (B, S) partners already tried (see IKSolver._partner_slab)
+
+    @classmethod
+    def empty(cls, B: int, S: int, dof: int) -> "_Slab":
+        return cls(np.full((B, S, dof), np.nan), np.full((B, S), np.inf), np.full((B, S), np.inf), np.zeros((B, S), dtype=np.bool_), np.full((B, S), -1, dtype=np.int64), np.zeros((B, S), dtype=np.bool_))
+
+
 def _sample_again(found, prev_found, singletons, K: int, unique_classes: int, last_regular: bool):
     """Which targets get another round: bool (B,) from the (B,) counts.
 
@@ -473,7 +490,10 @@ class IKSolver:
         ref = seed if seed is not None else np.zeros((B, dof))
         periodic = self.chain.periodic
         timings = {"sample": 0.0, "refine": 0.0, "select": 0.0}
-        pools_q, pools_pe, pools_oe, pools_ok = [], [], [], []
+        pools: list[_Slab] = []
+        # UR pose targets: solutions of different configuration classes are never merged
+        labels = self._is_ur and rotation is not None
+        partners = opt.refine and opt.singular_steps and self.backend == "kernel" and (rotation is not None or dof <= 3)
         m = self.model
         unique, S, rf, n_rand, n_model = self._plan(opt, rotation is not None)
         C = m.num_classes
@@ -491,39 +511,22 @@ class IKSolver:
                 n_rand, n_model = n_rand + n_model, 0
             pos_t = position if todo is None else position[todo]
             rot_t = None if rotation is None else (rotation if todo is None else rotation[todo])
-            b = pos_t.shape[0]
             q = self._draw(pos_t, rot_t, S, n_model, n_rand, round_, opt)
             t1 = time.perf_counter()
-            kopts = (
-                opt.refine_iterations, -1 if rescue else opt.give_up_after, opt.damping, opt.initial_damping, 1e-13, 1e-3,
-                opt.max_step, opt.position_tolerance, opt.orientation_tolerance, 1.0 if opt.refine else 0.0,
-            )
-            ref_t = ref if todo is None else ref[todo]
-            flat = (q.reshape(b * S, dof), np.repeat(pos_t, S, axis=0), None if rot_t is None else np.repeat(rot_t, S, axis=0), np.repeat(ref_t, S, axis=0))
-            if self.backend == "kernel":
-                kq, kpe, koe, kok = kernels.refine_check(self._consts, *flat, kopts)
-            else:
-                kq, kpe, koe, kok = self._torch_refine_check(*flat, opt, rescue)
+            rows_t = np.arange(B) if todo is None else todo
+            slab = self._refine_slab(q, rows_t, position, rotation, ref, B, opt, rescue)
             t2 = time.perf_counter()
-            if todo is None:  # every target sampled: the results are the slab
-                slab_q, slab_pe, slab_oe, slab_ok = kq.reshape(B, S, dof), kpe.reshape(B, S), koe.reshape(B, S), kok.reshape(B, S)
-            else:
-                slab_q = np.full((B, S, dof), np.nan)
-                slab_pe, slab_oe = np.full((B, S), np.inf), np.full((B, S), np.inf)
-                slab_ok = np.zeros((B, S), dtype=np.bool_)
-                slab_q[todo], slab_pe[todo], slab_oe[todo], slab_ok[todo] = kq.reshape(b, S, dof), kpe.reshape(b, S), koe.reshape(b, S), kok.reshape(b, S)
-            pools_q.append(slab_q)
-            pools_pe.append(slab_pe)
-            pools_oe.append(slab_oe)
-            pools_ok.append(slab_ok)
-            if len(pools_q) == 1:
-                pool_q, pool_pe, pool_ok = slab_q, slab_pe, slab_ok
-            else:
-                pool_q, pool_pe, pool_ok = np.concatenate(pools_q, 1), np.concatenate(pools_pe, 1), np.concatenate(pools_ok, 1)
-            if self.backend == "kernel":
-                keep, singletons = kernels.distinct_representatives(pool_q, pool_pe, pool_ok, periodic, opt.distinct_tolerance)
-            else:
-                keep, singletons = (x.numpy() for x in self._cell_representatives(*map(torch.from_numpy, (pool_q, pool_pe, pool_ok)), opt.distinct_tolerance))
+            pools.append(slab)
+            keep, singletons = self._representatives(pools, opt, labels)
+            if partners:
+                # solutions near a singularity come in pairs that LM rarely reaches from one
+                # sample: start at each one's partner (see _partner_slab), then dedupe again
+                for _ in range(2):
+                    pslab = self._partner_slab(pools, keep, position, rotation, ref, opt)
+                    if pslab is None:
+                        break
+                    pools.append(pslab)
+                    keep, singletons = self._representatives(pools, opt, labels)
             timings["sample"] += t1 - t0
             timings["refine"] += t2 - t1
             timings["select"] += time.perf_counter() - t2
@@ -531,12 +534,13 @@ class IKSolver:
             todo = np.flatnonzero(_sample_again(found, prev_found, singletons, K, C if unique else 0, round_ + 1 >= opt.max_rounds))
             if todo.size == 0:
                 break
-        pool_oe = pools_oe[0] if len(pools_oe) == 1 else np.concatenate(pools_oe, 1)
+        pool_q, pool_pe, pool_oe = (np.concatenate([getattr(sl, f) for sl in pools], 1) for f in ("q", "pe", "oe"))
         t3 = time.perf_counter()
         if self.backend == "kernel":
             idx, sel_ok = kernels.select(pool_q, keep, seed, periodic, K)
         else:
-            idx, sel_ok = (x.numpy() for x in self._select(torch.from_numpy(pool_q), torch.from_numpy(keep), None if seed is None else torch.from_numpy(seed), K, opt.distinct_tolerance))
+            pool_lab = torch.from_numpy(np.concatenate([sl.label for sl in pools], 1)) if labels else None
+            idx, sel_ok = (x.numpy() for x in self._select(torch.from_numpy(pool_q), torch.from_numpy(keep), None if seed is None else torch.from_numpy(seed), K, opt.distinct_tolerance, pool_lab))
         sol = np.take_along_axis(pool_q, idx[..., None], 1)
         sol[~sel_ok] = np.nan
         pe = np.where(sel_ok, np.take_along_axis(pool_pe, idx, 1), np.nan)
@@ -547,6 +551,80 @@ class IKSolver:
         timings["select"] += time.perf_counter() - t3
         t = torch.from_numpy
         return IKResult(t(sol), t(sel_ok), t(pe), t(oe), t(branch), t(sel_ok.sum(1)), timings)
+
+    def _kernel_options(self, opt: SolverOptions, rescue: bool) -> kernels.KernelOptions:
+        return kernels.KernelOptions(
+            iterations=opt.refine_iterations, give_up_after=-1 if rescue else opt.give_up_after, damping=opt.damping,
+            initial_damping=opt.initial_damping, max_step=opt.max_step, position_tolerance=opt.position_tolerance,
+            orientation_tolerance=opt.orientation_tolerance, refine=opt.refine, singular_steps=opt.singular_steps,
+        )
+
+    def _refine_slab(self, q: np.ndarray, rows: np.ndarray, position, rotation, ref, B: int, opt: SolverOptions, rescue: bool) -> _Slab:
+        """Refine (optional), wrap and check start samples q (b, S, dof) of the targets ``rows`` (b,):
+        a (B, S) slab of the pool (other targets' entries invalid)."""
+        b, S, dof = q.shape
+        flat = (q.reshape(b * S, dof), np.repeat(position[rows], S, axis=0), None if rotation is None else np.repeat(rotation[rows], S, axis=0), np.repeat(ref[rows], S, axis=0))
+        if self.backend == "kernel":
+            kq, kpe, koe, kok = kernels.refine_check(self._consts, *flat, self._kernel_options(opt, rescue))
+        else:
+            kq, kpe, koe, kok = self._torch_refine_check(*flat, opt, rescue)
+        slab = _Slab.empty(B, S, dof)
+        slab.q[rows], slab.pe[rows], slab.oe[rows], slab.ok[rows] = kq.reshape(b, S, dof), kpe.reshape(b, S), koe.reshape(b, S), kok.reshape(b, S)
+        if self._is_ur and rotation is not None and slab.ok.any():
+            slab.label[slab.ok] = ur_branch_ids_numpy(slab.q[slab.ok])
+        return slab
+
+    def _representatives(self, pools: list[_Slab], opt: SolverOptions, labels: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(keep, singletons) of the whole pool: see :func:`kernels.distinct_representatives`."""
+        q, pe, ok, lab = (np.concatenate([getattr(sl, f) for sl in pools], 1) for f in ("q", "pe", "ok", "label"))
+        if self.backend == "kernel":
+            return kernels.distinct_representatives(q, pe, ok, self.chain.periodic, opt.distinct_tolerance, lab if labels else None)
+        t = torch.from_numpy
+        keep, singletons = self._cell_representatives(t(q), t(pe), t(ok), t(lab) if labels else None, opt.distinct_tolerance)
+        return keep.numpy(), singletons.numpy()
+
+    def _partner_slab(self, pools: list[_Slab], keep: np.ndarray, position, rotation, ref, opt: SolverOptions) -> _Slab | None:
+        """Refined starts at the partners of the near-singular representatives not tried yet, or None.
+
+        Near a singularity two solutions of a pose come close (or meet): the shoulder and elbow
+        pairs sit on either side of a fold, and the wrist-flip pair of a UR arm on a valley of
+        near-solutions, half a turn of the wrist apart.  Samples there converge to either one
+        (the model, whose regression is blurred across the singular set, rarely tells them
+        apart), so each found solution also tries its partner: the fold's mirror point
+        (:func:`kernels.partner_starts`) and, for the UR, the flipped wrist (wrist 1 and 3 by pi,
+        wrist 2 negated).
+        """
+        q, ok = (np.concatenate([getattr(sl, f) for sl in pools], 1) for f in ("q", "ok"))
+        tried = np.concatenate([sl.tried for sl in pools], 1)
+        new = keep & ~tried
+        for sl, t in zip(pools, np.split(new, np.cumsum([sl.q.shape[1] for sl in pools])[:-1], axis=1)):
+            sl.tried |= t
+        tb, ts = np.nonzero(new)
+        if tb.size == 0:
+            return None
+        sol = q[tb, ts]
+        starts, has = kernels.partner_starts(self._consts, sol, position[tb], None if rotation is None else rotation[tb])
+        cand, owner = [starts[has]], [tb[has]]
+        if self._is_ur and rotation is not None:
+            flip = np.abs(np.sin(sol[:, 4])) < 0.05  # wrist 2 near 0 or pi
+            f = sol[flip].copy()
+            f[:, 3] += math.pi
+            f[:, 4] = -f[:, 4]
+            f[:, 5] += math.pi
+            cand.append(f)
+            owner.append(tb[flip])
+        starts, owner = np.concatenate(cand), np.concatenate(owner)
+        if owner.size == 0:
+            return None
+        # one column per start of the target with the most: (b, P, dof), NaN padding is invalid
+        order = np.argsort(owner, kind="stable")
+        starts, owner = starts[order], owner[order]
+        rows, first, counts = np.unique(owner, return_index=True, return_counts=True)
+        P = int(counts.max())
+        col = np.arange(owner.size) - np.repeat(first, counts)
+        grid = np.full((rows.size, P, self.chain.dof), np.nan)
+        grid[np.searchsorted(rows, owner), col] = starts
+        return self._refine_slab(grid, rows, position, rotation, ref, len(keep), opt, rescue=False)
 
     def _draw(self, pos: np.ndarray, rot: np.ndarray | None, S: int, n_model: int, n_rand: int, round_: int, opt: SolverOptions) -> np.ndarray:
         """One round's start samples (b, S, dof): ``n_model`` from the network, then ``n_rand`` uniform."""
@@ -590,8 +668,9 @@ class IKSolver:
         ok = within & torch.isfinite(flat_q).all(-1) & (pe <= opt.position_tolerance) & (oe <= opt.orientation_tolerance)
         return flat_q.numpy(), pe.numpy(), oe.numpy(), ok.numpy()
 
-    def _cell_representatives(self, q: torch.Tensor, err: torch.Tensor, ok: torch.Tensor, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """The lowest-error valid sample of each occupied joint-space grid cell of size ``tol``.
+    def _cell_representatives(self, q: torch.Tensor, err: torch.Tensor, ok: torch.Tensor, labels: torch.Tensor | None, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The lowest-error valid sample of each occupied joint-space grid cell of size ``tol``
+        (and configuration class, where ``labels`` (B, S) are given).
 
         Returns:
             (rep, singletons): (B, S) mask of representatives, and (B,) the number of a target's
@@ -609,7 +688,7 @@ class IKSolver:
         idx = torch.nonzero(ok.reshape(-1)).flatten()
         if idx.numel():
             cells = torch.floor(qw.reshape(-1, dof)[idx] / max(tol, 1e-12)).long()
-            keys = torch.cat([(idx // S)[:, None], cells], dim=1)
+            keys = torch.cat([(idx // S)[:, None], cells] + ([labels.reshape(-1)[idx][:, None]] if labels is not None else []), dim=1)
             _, inverse = torch.unique(keys, dim=0, return_inverse=True)
             # the lowest-error sample of each cell represents it: order by error, then (stably) by cell
             by_err = torch.argsort(err_key.reshape(-1)[idx], stable=True)
@@ -623,13 +702,13 @@ class IKSolver:
             singletons.scatter_add_(0, rep_target, (counts == 1).long())
         return rep.reshape(B, S), singletons
 
-    def _select(self, q: torch.Tensor, cand: torch.Tensor, seed: torch.Tensor | None, K: int, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def _select(self, q: torch.Tensor, cand: torch.Tensor, seed: torch.Tensor | None, K: int, tol: float, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Greedy choice of K distinct candidates per target: indices (B, K) into the pool and validity.
 
         With a seed: repeatedly the candidate nearest the seed; without: farthest-point order (the
         next is the candidate farthest from those chosen, i.e. most diverse first).  After each pick,
-        candidates within ``tol`` of it (max joint difference modulo 2*pi) are no longer available,
-        so the chosen ones are pairwise distinct.  K passes over the pool, each O(B * S * dof).
+        candidates within ``tol`` of it (max joint difference modulo 2*pi, and of its class where
+        ``labels`` (B, S) are given) are no longer available, so the chosen ones are pairwise distinct.  K passes over the pool, each O(B * S * dof).
         """
         B, S, dof = q.shape
         ar = torch.arange(B)
@@ -662,7 +741,7 @@ class IKSolver:
             chosen[:, k] = cur
             ok[:, k] = has
             d = dist_to(qw[ar, cur]).double()
-            avail &= d > tol
+            avail &= (d > tol) if labels is None else ((d > tol) | (labels != labels[ar, cur][:, None]))
             if seed is None:
                 min_d = torch.minimum(min_d, d)
         return chosen, ok
