@@ -504,6 +504,10 @@ def _cmd_bench_solver(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     model, _ = load_checkpoint(args.model, load_robot("ur3"))
     r = run_solver_benchmark(model, args.targets, args.k, args.batch, seed=args.seed, random_fraction=args.random_fraction, oversample=args.oversample, backend=args.backend)
+    if args.hard_sets:
+        from .evaluation.bench_solver import format_hard_target_table, run_hard_target_benchmark
+
+        r["hard_sets"] = run_hard_target_benchmark(model, args.hard_targets, args.k, args.batch, seed=args.seed, backend=args.backend)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
@@ -511,13 +515,16 @@ def _cmd_bench_solver(args: argparse.Namespace) -> int:
     print(f"UR3 full-pose targets: {r['num_targets']}, K = {r['k']}, model {args.model}")
     print("| solver | solutions / target | within 1e-3 mm & 1e-3 deg | analytic-set coverage | solutions / s | latency p50 [ms] |")
     print("|---|---|---|---|---|---|")
-    print(f"| cemssl_ik (refined) | {o['solutions_per_target']:.2f} | {o['precise_fraction'] * 100:.3f} % | {o['analytic_coverage_mean'] * 100:.1f} % (all: {o['targets_with_full_coverage'] * 100:.1f} % of targets) | {o['solutions_per_second']:,.0f} | K=1: {o['latency_k1_p50_ms']:.1f}, K=16: {o['latency_k16_p50_ms']:.1f} |")
+    print(f"| cemssl_ik (refined) | {o['solutions_per_target']:.2f} | {o['precise_fraction'] * 100:.3f} % | {o['analytic_coverage_mean'] * 100:.1f} % (all: {o['targets_with_full_coverage'] * 100:.1f} % of targets) | {o['solutions_per_second']:,.0f} | K=1: {o['latency_k1_p50_ms']:.2f}, K=16: {o['latency_k16_p50_ms']:.2f} |")
     if r.get("analytic"):
         a = r["analytic"]
         print(f"| ur-analytic-ik | {a['solutions_per_target']:.2f} | 100 % (closed form) | 100 % | {a['solutions_per_second']:,.0f} | {a['us_per_pose'] / 1e3:.3f} |")
     if r.get("trac_ik"):
         t = r["trac_ik"]
         print(f"| TRAC-IK (pytracik, 5 ms) | {t['solutions_per_target']:.3f} | {t['precise_fraction'] * 100:.1f} % | - | {t['solutions_per_second']:,.0f} | {t['latency_p50_ms']:.3f} |")
+    if args.hard_sets:
+        print(f"\nNear-singular targets ({args.hard_targets} per set, margin 1e-3 rad / 1 mm; see evaluation/hard_targets.py):")
+        print(format_hard_target_table(r["hard_sets"], args.k))
     return 0
 
 
@@ -701,6 +708,8 @@ def build_parser() -> argparse.ArgumentParser:
     bso.add_argument("--random-fraction", type=float, default=None, help="share of uniform joint samples (SolverOptions.random_fraction; default 0.75, 0 for branch models)")
     bso.add_argument("--oversample", type=int, default=None, help="samples per requested solution in the first round (SolverOptions.oversample; default 4)")
     bso.add_argument("--backend", choices=["auto", "kernel", "torch"], default="auto", help="solver backend (compiled kernels or batched torch)")
+    bso.add_argument("--hard-sets", action="store_true", help="also score ours, ur-analytic-ik and TRAC-IK on near-singular target sets (wrist, shoulder, elbow limit, stretched, random)")
+    bso.add_argument("--hard-targets", type=int, default=100, help="targets per near-singular set (with --hard-sets)")
     bso.set_defaults(func=_cmd_bench_solver)
     bsv = bench_sub.add_parser("service", help="ik_service_node over DDS: p50 / p99 latency and throughput, clients in separate processes")
     bsv.add_argument("--model", default="ur3_cemssl_pose")

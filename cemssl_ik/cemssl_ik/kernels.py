@@ -41,6 +41,11 @@ __all__ = ["AVAILABLE", "KernelOptions", "chain_arrays", "refine_check", "partne
 #: 10.5 -> 12.4 ms with 32 here, measured with `cemssl-ik bench service --k 1 16 --clients 1`)
 SERIAL_BELOW = 256
 
+#: valley steps (see ``_valley_step``) only where the Jacobian's sigma_min < VALLEY_RATIO * sigma_max:
+#: elsewhere a slow LM iteration is not crawling along a singular valley, and the step would only
+#: cost time (UR3 poses: the ratio is ~1e-4 within 1e-3 rad or 1 mm of a singularity, median 0.03)
+VALLEY_RATIO = 0.01
+
 # Parallel kernels use all cores anyway, and numba's fallback "workqueue" threading layer (used
 # where neither TBB nor OpenMP is available) must not be entered from two threads at once.
 _PARALLEL_LOCK = threading.Lock()
@@ -322,7 +327,7 @@ if AVAILABLE:
         m = dof - 1
         W, V, basis, v = np.empty((rows, dof)), np.empty((dof, dof)), np.empty((m, dof)), np.empty(dof)
         s_min, s_max, k = _weakest_direction(J, rows, dof, W, V, basis, v)
-        if not s_min > 1e-14 * s_max:
+        if not (s_min > 1e-14 * s_max and s_min < VALLEY_RATIO * s_max):
             return False, err
         g = 0.0  # u . e, u = J v / sigma_min
         for a in range(rows):
@@ -682,7 +687,7 @@ def refine_check(consts, q, position, rotation, reference, options: KernelOption
     return out_q, out_pe, out_oe, out_ok
 
 
-def partner_starts(consts, q: np.ndarray, position: np.ndarray, rotation: np.ndarray | None, ratio: float = 0.005, h: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+def partner_starts(consts, q: np.ndarray, position: np.ndarray, rotation: np.ndarray | None, ratio: float = 0.002, h: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
     """Start points for the other root of each near-singular solution's fold (see ``_partners_one``).
 
     Args:

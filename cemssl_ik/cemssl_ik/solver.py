@@ -18,6 +18,7 @@ result has a fixed shape (B, K, dof) with a validity mask.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import queue
@@ -32,7 +33,7 @@ from . import kernels
 from .kinematics.chain import KinematicChain
 from .kinematics.limits import nearest_periodic_copy
 from .kinematics.transforms import quaternion_to_matrix, rotation_angle, rotation_log, skew
-from .kinematics.ur_analytic import ur_branch_ids_numpy
+from .kinematics.ur_analytic import ur_branch_ids_numpy, ur_branch_ids_of_solutions
 from .models.generators import IKGenerator, MLPGenerator
 
 __all__ = ["SolverOptions", "IKResult", "IKSolver", "RequestBatcher", "refine", "pose_error"]
@@ -250,7 +251,9 @@ class _NumpySampler:
 
     ACTIVATIONS = {
         "relu": lambda x: np.maximum(x, 0.0),
-        "silu": lambda x: x / (1.0 + np.exp(-x)),
+        # x * sigmoid(x) with sigmoid(x) = (1 + tanh(x / 2)) / 2: no exp to overflow (far targets
+        # give activations beyond float32's exp range, and numpy would warn on every request)
+        "silu": lambda x: 0.5 * x * (1.0 + np.tanh(0.5 * x)),
         "tanh": np.tanh,
         "leaky_relu": lambda x: np.where(x > 0, x, 0.01 * x),
     }
@@ -330,7 +333,7 @@ class _NumpySampler:
         out = out.astype(np.float64)
         c = out[..., self.cols]
         s = out[..., np.minimum(self.cols + 1, out.shape[-1] - 1)]
-        q = np.where(self.bit, np.arctan2(s, c), self.lo + (self.hi - self.lo) / (1.0 + np.exp(-c)))
+        q = np.where(self.bit, np.arctan2(s, c), self.lo + (self.hi - self.lo) * 0.5 * (1.0 + np.tanh(0.5 * c)))
         if phi is not None:
             q[..., 0] = self.lo[0] + np.mod(q[..., 0] + phi[:, None] - self.lo[0], 2 * np.pi)
         return q
@@ -372,6 +375,48 @@ def _sample_again(found, prev_found, singletons, K: int, unique_classes: int, la
     if last_regular:
         more &= found == 0
     return more
+
+
+class _SerialBlas:
+    """Reference-counted BLAS limit: one thread while any small solve runs in this process.
+
+    numpy's BLAS (OpenBLAS) runs even a (16, 256) x (256, 256) product on its thread pool, whose
+    threads then spin; on a machine with few cores, next to numba's threads and a ROS executor,
+    that made single requests ~10x slower (13x on 2 cores, issue 28).  The limit is process-wide
+    (BLAS has no per-thread setting), so concurrent small solves share one limit: the first
+    sets it, the last restores the user's setting.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._limiter = None
+        self._controller = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                if self._controller is None:
+                    from threadpoolctl import ThreadpoolController
+
+                    self._controller = ThreadpoolController()
+                self._limiter = self._controller.limit(limits=1, user_api="blas")
+            self._depth += 1
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0 and self._limiter is not None:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+
+
+_SERIAL_BLAS = _SerialBlas()
+
+
+def _serial_blas(small: bool):
+    """The BLAS limit for a small solve, else a no-op context."""
+    return _SERIAL_BLAS if small else contextlib.nullcontext()
 
 
 def _as_array(x) -> np.ndarray:
@@ -478,15 +523,26 @@ class IKSolver:
         position = _as_array(position)
         if position.ndim != 2 or position.shape[-1] != 3 or not np.isfinite(position).all():
             raise ValueError(f"position must be a finite (B, 3) tensor, got shape {tuple(position.shape)}")
-        B, K, dof = position.shape[0], opt.num_solutions, self.chain.dof
+        B, dof = position.shape[0], self.chain.dof
         if rotation is not None:
             rotation = _as_array(rotation)
             if rotation.shape != (B, 3, 3) or not np.isfinite(rotation).all():
                 raise ValueError(f"rotation must be a finite (B, 3, 3) tensor, got {tuple(rotation.shape)}")
         if seed is not None:
-            seed = np.broadcast_to(_as_array(seed), (B, dof)).copy()
+            seed = _as_array(seed)
+            if seed.shape not in ((dof,), (B, dof)):
+                raise ValueError(f"seed must have shape ({dof},) or ({B}, {dof}), got {tuple(seed.shape)}")
             if not np.isfinite(seed).all():
-                raise ValueError("seed must be finite")
+                raise ValueError(f"seed must be finite joint values (radians / metres), got {seed.tolist() if seed.size <= 16 else 'non-finite entries'}; leave it out (None) to solve without one")
+            seed = np.broadcast_to(seed, (B, dof)).copy()
+        # a single request's handful of samples: the calling thread does all the work, and BLAS
+        # must not wake its thread pool for (16, 256) products (see _serial_blas)
+        with _serial_blas(B * self._plan(opt, rotation is not None)[1] < kernels.SERIAL_BELOW):
+            return self._solve(position, rotation, seed, opt)
+
+    def _solve(self, position: np.ndarray, rotation: np.ndarray | None, seed: np.ndarray | None, opt: SolverOptions) -> IKResult:
+        """:meth:`solve` on validated float64 arrays."""
+        B, K, dof = position.shape[0], opt.num_solutions, self.chain.dof
         ref = seed if seed is not None else np.zeros((B, dof))
         periodic = self.chain.periodic
         timings = {"sample": 0.0, "refine": 0.0, "select": 0.0}
@@ -547,7 +603,10 @@ class IKSolver:
         oe = np.where(sel_ok, np.take_along_axis(pool_oe, idx, 1), np.nan)
         branch = np.full((B, K), -1, dtype=np.int64)
         if self._is_ur and sel_ok.any():
-            branch[sel_ok] = ur_branch_ids_numpy(sol[sel_ok])
+            if labels:  # already known for every valid pool entry
+                branch = np.where(sel_ok, np.take_along_axis(np.concatenate([sl.label for sl in pools], 1), idx, 1), -1)
+            else:
+                branch[sel_ok] = ur_branch_ids_numpy(sol[sel_ok])
         timings["select"] += time.perf_counter() - t3
         t = torch.from_numpy
         return IKResult(t(sol), t(sel_ok), t(pe), t(oe), t(branch), t(sel_ok.sum(1)), timings)
@@ -571,7 +630,8 @@ class IKSolver:
         slab = _Slab.empty(B, S, dof)
         slab.q[rows], slab.pe[rows], slab.oe[rows], slab.ok[rows] = kq.reshape(b, S, dof), kpe.reshape(b, S), koe.reshape(b, S), kok.reshape(b, S)
         if self._is_ur and rotation is not None and slab.ok.any():
-            slab.label[slab.ok] = ur_branch_ids_numpy(slab.q[slab.ok])
+            tb, ts = np.nonzero(slab.ok)
+            slab.label[tb, ts] = ur_branch_ids_of_solutions(slab.q[tb, ts], position[tb], rotation[tb], self.chain.base_link)
         return slab
 
     def _representatives(self, pools: list[_Slab], opt: SolverOptions, labels: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -606,7 +666,7 @@ class IKSolver:
         starts, has = kernels.partner_starts(self._consts, sol, position[tb], None if rotation is None else rotation[tb])
         cand, owner = [starts[has]], [tb[has]]
         if self._is_ur and rotation is not None:
-            flip = np.abs(np.sin(sol[:, 4])) < 0.05  # wrist 2 near 0 or pi
+            flip = np.abs(np.sin(sol[:, 4])) < 0.01  # wrist 2 near 0 or pi
             f = sol[flip].copy()
             f[:, 3] += math.pi
             f[:, 4] = -f[:, 4]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -15,8 +16,8 @@ from cemssl_ik import kernels
 
 pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (pip install -r requirements.txt)")
 
-# iterations, give_up_after, damping, initial_damping, tol, give_up_error, max_step, ptol, otol, refine
-OPTS = (30, 8, 1e-9, 1e-3, 1e-13, 1e-3, 1.0, 1e-6, 1e-5, 1.0)
+# plain LM, as the torch path (valley steps near singularities are tested in test_hard_targets.py)
+OPTS = kernels.KernelOptions(give_up_after=8, singular_steps=False)
 
 
 def _case(chain, n, seed, noise=None):
@@ -66,7 +67,7 @@ def test_prismatic_joint_chain_and_no_refine_mode():
     assert ok.mean() > 0.95 and pe[ok].max() <= 1e-9
     assert (chain.forward(torch.from_numpy(q[ok])).position - fk.position[torch.from_numpy(ok)]).norm(dim=-1).max() <= 1e-9
     # refine = 0: samples are only wrapped and checked; the exact joints pass, perturbed ones do not
-    no_ref = OPTS[:-1] + (0.0,)
+    no_ref = dataclasses.replace(OPTS, refine=False)
     _, pe0, _, ok0 = kernels.refine_check(C, q_true.numpy(), fk.position.numpy(), None, np.zeros((200, 3)), no_ref)
     assert ok0.all() and pe0.max() < 1e-12
     _, _, _, ok1 = kernels.refine_check(C, start.numpy(), fk.position.numpy(), None, np.zeros((200, 3)), no_ref)
@@ -106,3 +107,20 @@ def test_farthest_point_selection_orders_by_diversity():
     assert valid.all()
     assert chosen[0, 0] == 0 and chosen[0, 1] == 2  # start at the first, then the farthest (3.0)
     assert set(chosen[0, 2:4].tolist()) == {3, 4} and chosen[0, 4] == 1  # the near-duplicate last
+
+
+def test_options_must_be_kernel_options():
+    chain = load_robot("ur3")
+    with pytest.raises(TypeError, match="KernelOptions"):
+        kernels.refine_check(kernels.chain_arrays(chain), np.zeros((1, 6)), np.zeros((1, 3)), None, np.zeros((1, 6)), (30, 8))
+
+
+def test_representatives_of_different_classes_are_never_merged():
+    periodic = np.array([True, True])
+    q = np.array([[[0.0, 1.0], [0.004, 1.0], [0.006, 1.0]]])
+    err = np.array([[1e-10, 2e-10, 3e-10]])
+    ok = np.ones((1, 3), dtype=bool)
+    rep, _ = kernels.distinct_representatives(q, err, ok, periodic, 1e-2)
+    assert rep.tolist() == [[True, False, False]]
+    rep, single = kernels.distinct_representatives(q, err, ok, periodic, 1e-2, labels=np.array([[0, 1, 0]]))
+    assert rep.tolist() == [[True, True, False]] and single.tolist() == [1]

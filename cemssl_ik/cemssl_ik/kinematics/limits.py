@@ -47,18 +47,14 @@ def nearest_periodic_copy(
     hi = torch.as_tensor(upper, dtype=q.dtype, device=q.device)
     per = torch.as_tensor(periodic, dtype=torch.bool, device=q.device)
     ref = torch.as_tensor(reference, dtype=q.dtype, device=q.device).expand_as(q)
-    nearest = q + _TWO_PI * torch.round((ref - q) / _TWO_PI)
-    # The nearest copy may fall outside the limits; its neighbours one turn away are then the best
-    # in-limit candidates (limits are an interval, so at most one of them can be closer and valid).
-    best = nearest
-    best_dist = torch.where((nearest >= lo - tol) & (nearest <= hi + tol), (nearest - ref).abs(), torch.full_like(q, math.inf))
-    for shift in (-_TWO_PI, _TWO_PI):
-        cand = nearest + shift
-        ok = (cand >= lo - tol) & (cand <= hi + tol)
-        dist = torch.where(ok, (cand - ref).abs(), torch.full_like(q, math.inf))
-        better = dist < best_dist
-        best = torch.where(better, cand, best)
-        best_dist = torch.where(better, dist, best_dist)
+    # Closed form: the copies q + 2 pi n within [lo, hi] are n_lo <= n <= n_hi, and the distance to
+    # ref is convex in n, so the best n is the unconstrained one clamped to that range (exact for
+    # any seed magnitude; where no copy is within limits, the nearest copy overall).
+    n = torch.round((ref - q) / _TWO_PI)
+    n_lo = torch.ceil((lo - tol - q) / _TWO_PI)
+    n_hi = torch.floor((hi + tol - q) / _TWO_PI)
+    n = torch.where(n_lo <= n_hi, torch.minimum(torch.maximum(n, n_lo), n_hi), n)
+    best = q + _TWO_PI * n
     q_new = torch.where(per, best, q)
     within = ((q_new >= lo - tol) & (q_new <= hi + tol)).all(dim=-1)
     return q_new, within

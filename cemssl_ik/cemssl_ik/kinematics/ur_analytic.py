@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["URDHParameters", "URAnalyticIK", "URIKResult", "UR_DH", "ur_branch_ids", "ur_branch_ids_numpy"]
+__all__ = ["URDHParameters", "URAnalyticIK", "URIKResult", "UR_DH", "ur_branch_ids", "ur_branch_ids_numpy", "ur_branch_ids_of_solutions"]
 
 
 @dataclass(frozen=True)
@@ -240,3 +240,22 @@ def ur_branch_ids_numpy(q: np.ndarray, dh: URDHParameters | str = "ur3") -> np.n
     wrist = st[:, 4] >= 0
     ids = shoulder.astype(np.int64) + 2 * elbow + 4 * wrist
     return ids.reshape(np.shape(q)[:-1])
+
+
+def ur_branch_ids_of_solutions(q: np.ndarray, position: np.ndarray, rotation: np.ndarray, frame: str = "base_link", dh: URDHParameters | str = "ur3") -> np.ndarray:
+    """:func:`ur_branch_ids_numpy` of solutions q (N, 6) of tool0 poses position (N, 3), rotation (N, 3, 3).
+
+    The wrist centre of a solution is the target's (tool0 - d6 * tool z), so no forward
+    kinematics is needed: a few array operations, for the solver's many candidate solutions.
+    Equal to :func:`ur_branch_ids_numpy` where q reaches the pose.
+    """
+    if isinstance(dh, str):
+        dh = UR_DH[dh]
+    if frame not in ("base", "base_link"):
+        raise ValueError(f"frame must be 'base' or 'base_link', got {frame!r}")
+    p05 = position - dh.d6 * rotation[..., :, 2]
+    if frame == "base_link":  # base = Rz(pi) base_link
+        p05 = -p05
+    psi = np.arctan2(p05[..., 1], p05[..., 0])
+    shoulder = np.sin(q[..., 0] - psi - math.pi / 2) >= 0
+    return shoulder.astype(np.int64) + 2 * (np.sin(q[..., 2]) >= 0) + 4 * (np.sin(q[..., 4]) >= 0)
