@@ -442,9 +442,10 @@ if AVAILABLE:
         for k in range(q.shape[0]):
             v = q[k]
             if periodic[k] and math.isfinite(v):
-                n = math.floor((ref[k] - v) / two_pi + 0.5)
-                n_lo = math.ceil((lower[k] - slack - v) / two_pi)
-                n_hi = math.floor((upper[k] + slack - v) / two_pi)
+                # np.floor / np.ceil stay float (math.floor's int64 overflows for far seeds)
+                n = np.floor((ref[k] - v) / two_pi + 0.5)
+                n_lo = np.ceil((lower[k] - slack - v) / two_pi)
+                n_hi = np.floor((upper[k] + slack - v) / two_pi)
                 if n_lo <= n_hi:
                     n = min(max(n, n_lo), n_hi)
                 v = v + two_pi * n

@@ -22,6 +22,7 @@ import contextlib
 import copy
 import math
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -384,7 +385,9 @@ class _SerialBlas:
     threads then spin; on a machine with few cores, next to numba's threads and a ROS executor,
     that made single requests ~10x slower (13x on 2 cores, issue 28).  The limit is process-wide
     (BLAS has no per-thread setting), so concurrent small solves share one limit: the first
-    sets it, the last restores the user's setting.
+    sets it, the last restores the user's setting.  The controller (a scan of the loaded
+    libraries, ~1.5 ms) is cached, and made again when modules were imported since (they may
+    have loaded another BLAS).
     """
 
     def __init__(self) -> None:
@@ -392,15 +395,21 @@ class _SerialBlas:
         self._depth = 0
         self._limiter = None
         self._controller = None
+        self._modules = 0  # len(sys.modules) when the controller was made
 
     def __enter__(self) -> None:
         with self._lock:
             if self._depth == 0:
-                if self._controller is None:
-                    from threadpoolctl import ThreadpoolController
-
-                    self._controller = ThreadpoolController()
-                self._limiter = self._controller.limit(limits=1, user_api="blas")
+                if self._controller is None or (self._controller and len(sys.modules) != self._modules):
+                    self._modules = len(sys.modules)
+                    try:
+                        from threadpoolctl import ThreadpoolController
+                    except ImportError:  # a pinned requirement; without it the user's BLAS setting stands
+                        self._controller = False
+                    else:
+                        self._controller = ThreadpoolController()
+                if self._controller:
+                    self._limiter = self._controller.limit(limits=1, user_api="blas")
             self._depth += 1
 
     def __exit__(self, *exc) -> None:
