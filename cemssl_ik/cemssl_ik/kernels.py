@@ -387,6 +387,7 @@ if AVAILABLE:
         lam = max(initial_damping, 1e-12)
         lam_min = max(damping, 1e-12)
         valley = rows >= dof and valley_mode > 0.0
+        failed = 0
         for it in range(iterations):
             if not err > tol:  # converged (or NaN: nothing to do)
                 break
@@ -406,6 +407,8 @@ if AVAILABLE:
                 ok = err2 < err  # False for NaN
             if valley and not err2 < 0.5 * err:
                 moved, err_v = _valley_step(q, pt, Rt, rows, C, err, e, J, max_step, 3, p2, R2, axes2, origins2, tmp, qn, J2, e2)
+                failed += not moved
+                valley = failed < 4  # repeated failures: not a valley this sample can use, stop paying for it
                 if moved:
                     _fk(q, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp)
                     err = _residual(p, R, pt, Rt, rows, e)

@@ -34,7 +34,7 @@ from . import kernels
 from .kinematics.chain import KinematicChain
 from .kinematics.limits import nearest_periodic_copy
 from .kinematics.transforms import quaternion_to_matrix, rotation_angle, rotation_log, skew
-from .kinematics.ur_analytic import ur_branch_ids_numpy, ur_branch_ids_of_solutions
+from .kinematics.ur_analytic import UR_DH, ur_branch_ids_numpy, ur_branch_ids_of_solutions
 from .models.generators import IKGenerator, MLPGenerator
 
 __all__ = ["SolverOptions", "IKResult", "IKSolver", "RequestBatcher", "refine", "pose_error"]
@@ -428,6 +428,22 @@ def _serial_blas(small: bool):
     return _SERIAL_BLAS if small else contextlib.nullcontext()
 
 
+def _ur_elbow_mirror(q: np.ndarray) -> np.ndarray:
+    """The other elbow solution of UR joint values (N, 6) for the same tool pose.
+
+    Shoulder lift, elbow and wrist 1 turn about parallel axes: a planar two-link arm (a2, a3)
+    reaching the wrist, whose mirror image (elbow -q3, the upper arm turned to reach the same
+    point, wrist 1 keeping their sum) reaches the same pose.
+    """
+    dh = UR_DH["ur3"]
+    m = q.copy()
+    q2, q3 = q[:, 1], q[:, 2]
+    m[:, 2] = -q3
+    m[:, 1] = q2 + 2.0 * np.arctan2(dh.a3 * np.sin(q3), dh.a2 + dh.a3 * np.cos(q3))
+    m[:, 3] = q2 + q3 + q[:, 3] - m[:, 1] - m[:, 2]
+    return m
+
+
 def _as_array(x) -> np.ndarray:
     """float64 numpy view (or copy) of a tensor / array-like."""
     if isinstance(x, torch.Tensor):
@@ -675,13 +691,15 @@ class IKSolver:
         starts, has = kernels.partner_starts(self._consts, sol, position[tb], None if rotation is None else rotation[tb])
         cand, owner = [starts[has]], [tb[has]]
         if self._is_ur and rotation is not None:
-            flip = np.abs(np.sin(sol[:, 4])) < 0.01  # wrist 2 near 0 or pi
-            f = sol[flip].copy()
+            near = np.abs(np.sin(sol[:, 4])) < 0.01  # wrist 2 near 0 or pi
+            f = sol[near].copy()
             f[:, 3] += math.pi
             f[:, 4] = -f[:, 4]
             f[:, 5] += math.pi
-            cand.append(f)
-            owner.append(tb[flip])
+            # the flipped start often converges to the other elbow's partner; the elbow mirror of
+            # a solution is exact, so the next pass turns that one into the partner itself
+            cand += [f, _ur_elbow_mirror(sol[near])]
+            owner += [tb[near], tb[near]]
         starts, owner = np.concatenate(cand), np.concatenate(owner)
         if owner.size == 0:
             return None
