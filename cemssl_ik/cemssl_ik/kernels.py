@@ -44,7 +44,13 @@ SERIAL_BELOW = 256
 #: valley steps (see ``_valley_step``) only where the Jacobian's sigma_min < VALLEY_RATIO * sigma_max:
 #: elsewhere a slow LM iteration is not crawling along a singular valley, and the step would only
 #: cost time (UR3 poses: the ratio is ~1e-4 within 1e-3 rad or 1 mm of a singularity, median 0.03)
-VALLEY_RATIO = 0.01
+VALLEY_RATIO = 0.003
+#: and only once the residual norm is below this (metres / radians): farther samples are not on a valley floor yet
+VALLEY_ERROR = 0.05
+
+#: dedupe and selection of pools with fewer samples run on the calling thread: a few microseconds
+#: of work per target, which a parallel region's wake-up (milliseconds on a loaded machine) dwarfs
+CLUSTER_SERIAL_BELOW = 16384
 
 # Parallel kernels use all cores anyway, and numba's fallback "workqueue" threading layer (used
 # where neither TBB nor OpenMP is available) must not be entered from two threads at once.
@@ -405,7 +411,7 @@ if AVAILABLE:
                 _fk(qn, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p2, R2, axes2, origins2, tmp)
                 err2 = _residual(p2, R2, pt, Rt, rows, e2)
                 ok = err2 < err  # False for NaN
-            if valley and not err2 < 0.5 * err:
+            if valley and err < VALLEY_ERROR and not err2 < 0.5 * err:
                 moved, err_v = _valley_step(q, pt, Rt, rows, C, err, e, J, max_step, 3, p2, R2, axes2, origins2, tmp, qn, J2, e2)
                 failed += not moved
                 valley = failed < 4  # repeated failures: not a valley this sample can use, stop paying for it
@@ -734,7 +740,7 @@ def distinct_representatives(q: np.ndarray, err: np.ndarray, ok: np.ndarray, per
     key = np.where(ok, err, np.inf)
     lab = np.zeros((B, S), dtype=np.int64) if labels is None else np.ascontiguousarray(labels, dtype=np.int64)
     args = (np.ascontiguousarray(q), np.ascontiguousarray(key), np.ascontiguousarray(ok), lab, periodic, float(tol), rep, count, singletons)
-    if B * S < SERIAL_BELOW:
+    if B * S < CLUSTER_SERIAL_BELOW:
         _representatives_serial(*args)
     else:
         with _PARALLEL_LOCK:
@@ -753,7 +759,7 @@ def select(q: np.ndarray, rep: np.ndarray, seed: np.ndarray | None, periodic: np
     valid = np.zeros((B, K), dtype=np.bool_)
     s = np.zeros((B, q.shape[2])) if seed is None else np.ascontiguousarray(seed, dtype=np.float64)
     args = (np.ascontiguousarray(q), rep, s, seed is not None, periodic, int(K), chosen, valid)
-    if B * q.shape[1] < SERIAL_BELOW:
+    if B * q.shape[1] < CLUSTER_SERIAL_BELOW:
         _select_serial(*args)
     else:
         with _PARALLEL_LOCK:

@@ -34,7 +34,7 @@ from . import kernels
 from .kinematics.chain import KinematicChain
 from .kinematics.limits import nearest_periodic_copy
 from .kinematics.transforms import quaternion_to_matrix, rotation_angle, rotation_log, skew
-from .kinematics.ur_analytic import UR_DH, ur_branch_ids_numpy, ur_branch_ids_of_solutions
+from .kinematics.ur_analytic import UR_DH, ur_arm_plane_offset, ur_branch_ids_numpy, ur_branch_ids_of_solutions
 from .models.generators import IKGenerator, MLPGenerator
 
 __all__ = ["SolverOptions", "IKResult", "IKSolver", "RequestBatcher", "refine", "pose_error"]
@@ -688,8 +688,12 @@ class IKSolver:
         if tb.size == 0:
             return None
         sol = q[tb, ts]
-        starts, has = kernels.partner_starts(self._consts, sol, position[tb], None if rotation is None else rotation[tb])
-        cand, owner = [starts[has]], [tb[has]]
+        fold = np.ones(tb.size, dtype=np.bool_)
+        if self._is_ur and rotation is not None:
+            # the UR's folds are known: skip the SVD for solutions far from all of them
+            fold = (np.abs(np.sin(sol[:, 2])) < 0.02) | (np.abs(ur_arm_plane_offset(sol)) < 0.01)
+        starts, has = kernels.partner_starts(self._consts, sol[fold], position[tb[fold]], None if rotation is None else rotation[tb[fold]])
+        cand, owner = [starts[has]], [tb[fold][has]]
         if self._is_ur and rotation is not None:
             near = np.abs(np.sin(sol[:, 4])) < 0.01  # wrist 2 near 0 or pi
             f = sol[near].copy()

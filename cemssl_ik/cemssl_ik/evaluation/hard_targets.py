@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from ..kinematics.chain import KinematicChain
-from ..kinematics.ur_analytic import UR_DH
+from ..kinematics.ur_analytic import UR_DH, ur_arm_plane_offset
 
 __all__ = ["HARD_SETS", "TargetSet", "hard_target_set", "arm_plane_offset"]
 
@@ -48,16 +48,10 @@ class TargetSet:
     rotation: torch.Tensor
 
 
-def arm_plane_offset(q: torch.Tensor, dh: str = "ur3") -> torch.Tensor:
-    """Signed distance (metres) of the wrist centre's arm-plane projection from the base axis, (N, 6) -> (N,).
-
-    The wrist centre (DH frame 5 origin) lies at the fixed offset d4 from the plane in which the
-    shoulder lift, elbow and wrist 1 move; within that plane its distance from the base axis is
-    a2 cos q2 + a3 cos(q2 + q3) + d5 sin(q2 + q3 + q4).  Zero is the shoulder singularity.
-    """
-    p = UR_DH[dh]
-    q2, q23, q234 = q[:, 1], q[:, 1] + q[:, 2], q[:, 1] + q[:, 2] + q[:, 3]
-    return p.a2 * torch.cos(q2) + p.a3 * torch.cos(q23) + p.d5 * torch.sin(q234)
+def arm_plane_offset(q: torch.Tensor) -> torch.Tensor:
+    """Signed distance (metres) of the UR3 wrist centre's arm-plane projection from the base axis
+    (:func:`~cemssl_ik.kinematics.ur_analytic.ur_arm_plane_offset`), (N, 6) -> (N,)."""
+    return ur_arm_plane_offset(q, "ur3")
 
 
 def _wrap(x: torch.Tensor) -> torch.Tensor:

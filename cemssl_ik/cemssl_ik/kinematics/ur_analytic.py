@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["URDHParameters", "URAnalyticIK", "URIKResult", "UR_DH", "ur_branch_ids", "ur_branch_ids_numpy", "ur_branch_ids_of_solutions"]
+__all__ = ["URDHParameters", "URAnalyticIK", "URIKResult", "UR_DH", "ur_branch_ids", "ur_branch_ids_numpy", "ur_branch_ids_of_solutions", "ur_arm_plane_offset"]
 
 
 @dataclass(frozen=True)
@@ -259,3 +259,18 @@ def ur_branch_ids_of_solutions(q: np.ndarray, position: np.ndarray, rotation: np
     psi = np.arctan2(p05[..., 1], p05[..., 0])
     shoulder = np.sin(q[..., 0] - psi - math.pi / 2) >= 0
     return shoulder.astype(np.int64) + 2 * (np.sin(q[..., 2]) >= 0) + 4 * (np.sin(q[..., 4]) >= 0)
+
+
+def ur_arm_plane_offset(q, dh: URDHParameters | str = "ur3"):
+    """Signed distance (metres) of the wrist centre's arm-plane projection from the base axis: (N, 6) -> (N,).
+
+    The wrist centre (DH frame 5 origin) lies at the fixed offset d4 from the plane in which the
+    shoulder lift, elbow and wrist 1 move; within that plane its distance from the base axis is
+    a2 cos q2 + a3 cos(q2 + q3) + d5 sin(q2 + q3 + q4).  Zero is the shoulder singularity, where
+    the two shoulder solutions meet.  numpy array or torch tensor in, same out.
+    """
+    if isinstance(dh, str):
+        dh = UR_DH[dh]
+    xp = np if isinstance(q, np.ndarray) else torch
+    q2, q23 = q[..., 1], q[..., 1] + q[..., 2]
+    return dh.a2 * xp.cos(q2) + dh.a3 * xp.cos(q23) + dh.d5 * xp.sin(q23 + q[..., 3])
