@@ -4,6 +4,7 @@ killed with SIGKILL mid-goal resumes with every recorded sample."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -44,12 +45,16 @@ class ActionClient:
             self.executor.spin_once(timeout_sec=0.1)
         return future.done()
 
-    def send(self, timeout: float = 30.0, **fields):
+    def send(self, timeout: float = 30.0, attempts: int = 4, **fields):
         assert self.client.wait_for_server(timeout_sec=60), "learner action server did not appear"
         goal = self.Learn.Goal(**fields)
-        future = self.client.send_goal_async(goal, feedback_callback=lambda fb: self.feedback.append(fb.feedback))
-        assert self.spin_until(future, timeout), "goal not acknowledged"
-        return future.result()
+        # a server restarted after SIGKILL: discovery may still list the dead one, and a request
+        # sent before the new one is matched is lost; send again (a duplicate is refused as busy)
+        for _ in range(attempts):
+            future = self.client.send_goal_async(goal, feedback_callback=lambda fb: self.feedback.append(fb.feedback))
+            if self.spin_until(future, timeout):
+                return future.result()
+        raise AssertionError(f"goal not acknowledged after {attempts} attempts")
 
     def result(self, handle, timeout: float):
         future = handle.get_result_async()
@@ -147,18 +152,19 @@ def test_learner_killed_mid_goal_resumes_with_every_sample(tmp_path):
         os.kill(learner.proc.pid, signal.SIGKILL)  # mid-training, samples and a checkpoint on disk
         learner.proc.wait(timeout=10)
         before = SampleLog.open(log_path, dof=6)
-        recorded = [s.to_record() for s in before.samples]
+        recorded = [json.dumps(s.to_record(), sort_keys=True) for s in before.samples]  # NaN-safe comparison
         before.close()
-        assert sum(r["kind"] == "identify" for r in recorded) >= 40
+        assert sum(s.kind == "identify" for s in before.samples) >= 40
         learner = _learner(tmp_path, "learner_kill", "-p", "train_minutes:=0.3", "-p", "checkpoint_every:=3.0")
         client.feedback.clear()
         handle = client.send(strategy="calibrate", max_moves=40, output="kill_test")
         res = client.result(handle, timeout=600)
         assert res.success, res.message
-        assert res.moves < 40, f"identification samples were measured again ({res.moves} moves)"
         assert any("resuming from" in fb.message for fb in client.feedback)
         after = SampleLog.open(log_path, dof=6)
-        assert [s.to_record() for s in after.samples[: len(recorded)]] == recorded  # nothing lost or changed
+        assert [json.dumps(s.to_record(), sort_keys=True) for s in after.samples[: len(recorded)]] == recorded  # nothing lost or changed
+        new = [s.kind for s in after.samples[len(recorded) :]]
+        assert new and "identify" not in new, "identification samples were measured again"
         after.close()
     finally:
         client.close()

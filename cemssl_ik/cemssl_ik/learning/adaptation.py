@@ -307,13 +307,19 @@ class Adapter:
         return LearnOutcome(**{**out.to_dict(), "moves": self.moves, "minutes": (time.monotonic() - start) / 60})
 
     def _identify_samples(self, wanted: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        q, p, quat = self.log.arrays("identify")
-        have = len(q)
+        """The valid identification samples of the first ``wanted`` moves (the move budget counts
+        failed moves too); moves already recorded in the log are not made again."""
+        have = sum(s.kind == "identify" for s in self.log.samples)
         if have < wanted:
-            self._report("measure", message=f"{have} identification sample(s) recorded, measuring {wanted - have} more")
+            self._report("measure", message=f"{have} identification move(s) recorded, measuring {wanted - have} more")
             self._measure(self.random_configurations(wanted - have), "identify")
-            q, p, quat = self.log.arrays("identify")
-        return q[:wanted], p[:wanted], quat[:wanted]
+        else:
+            self._report("measure", message=f"{have} identification move(s) recorded: none to make")
+        first = [s for s in self.log.samples if s.kind == "identify"][:wanted]
+        ok = [s for s in first if s.valid and np.all(np.isfinite(s.q)) and np.all(np.isfinite(s.position))]
+        if not ok:
+            return np.zeros((0, self.chain.dof)), np.zeros((0, 3)), np.zeros((0, 4))
+        return np.stack([s.q for s in ok]), np.stack([s.position for s in ok]), np.stack([s.quaternion for s in ok])
 
     def _calibrate(self, goal: LearnGoal, name: str) -> LearnOutcome:
         if self.identify is None:
