@@ -41,11 +41,11 @@ __all__ = ["AVAILABLE", "KernelOptions", "chain_arrays", "refine_check", "partne
 #: 10.5 -> 12.4 ms with 32 here, measured with `cemssl-ik bench service --k 1 16 --clients 1`)
 SERIAL_BELOW = 256
 
-#: valley steps (see ``_valley_step``) only where the Jacobian's sigma_min < VALLEY_RATIO * sigma_max:
-#: elsewhere a slow LM iteration is not crawling along a singular valley, and the step would only
-#: cost time (UR3 poses: the ratio is ~1e-4 within 1e-3 rad or 1 mm of a singularity, median 0.03)
-VALLEY_RATIO = 0.003
-#: and only once the residual norm is below this (metres / radians): farther samples are not on a valley floor yet
+#: valley steps (see ``_valley_step``) only where the Jacobian's sigma_min < VALLEY_RATIO * sigma_max
+#: (UR3 solutions: ~1e-4 within 1e-3 rad or 1 mm of a singularity, median 0.03 elsewhere) ...
+VALLEY_RATIO = 0.01
+#: ... and the residual norm is below VALLEY_ERROR (metres / radians): elsewhere a slow LM
+#: iteration is not crawling along a singular valley, and the step would only cost time
 VALLEY_ERROR = 0.05
 
 #: dedupe and selection of pools with fewer samples run on the calling thread: a few microseconds
