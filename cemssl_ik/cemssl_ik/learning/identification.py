@@ -200,13 +200,13 @@ def identify_chain(
     x0 = torch.zeros(model.n, dtype=torch.float64)
     J0 = _jacobian(residual_t, x0)
     _, R, piv = qr(J0, mode="economic", pivoting=True)
-    diag = np.abs(np.diag(R))
-    keep = piv[diag > rank_tolerance * diag[0]]
-    keep.sort()
+    diag = np.abs(np.diag(R))  # (min(rows, parameters),)
+    keep = piv[: len(diag)][diag > rank_tolerance * diag[0]]
     free = np.zeros(model.n, dtype=bool)
     free[keep] = True
-    if len(q) * (6 if use_rot else 3) < free.sum():
-        raise ValueError(f"{len(q)} samples cannot determine {int(free.sum())} parameters; measure more")
+    rows = J0.shape[0]
+    if rows < 2 * free.sum() or rows < 2 * min(model.n, 25):
+        raise ValueError(f"{len(q)} samples cannot determine the {int(free.sum())}+ parameters they constrain with margin; measure at least {max(7, math.ceil(50 / (rows / len(q))))}")
 
     def full(xf: np.ndarray) -> torch.Tensor:
         x = torch.zeros(model.n, dtype=torch.float64)
