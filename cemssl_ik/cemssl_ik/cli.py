@@ -463,6 +463,34 @@ def _cmd_bench_service(args: argparse.Namespace) -> int:
     return 0 if all(r["failures"] == 0 for r in rows) else 1
 
 
+def _cmd_bench_adaptation(args: argparse.Namespace) -> int:
+    from .evaluation.bench_adaptation import run_adaptation
+
+    for name, values in (("--changes", args.changes), ("--noise", args.noise)):
+        if any(not math.isfinite(v) or v < 0 for v in values):
+            raise CLIError(f"{name} takes finite values >= 0")
+    if args.moves < 7 or not (math.isfinite(args.minutes) and args.minutes > 0):
+        raise CLIError("--moves must be >= 7 and --minutes > 0")
+    records = []
+    from pathlib import Path
+
+    out = Path(args.out) if args.out else None
+    for change in args.changes:
+        for strategy in args.strategies:
+            for noise in args.noise:
+                print(f"== +{change:g} cm on every link, {strategy}, noise {noise:g} mm ({args.moves} moves, {args.minutes:g} min) ==", file=sys.stderr)
+                rec = run_adaptation(change, strategy, noise, args.moves, args.minutes, model_name=args.model, seed=args.seed, progress=lambda m: print("  " + m, file=sys.stderr))
+                records.append(rec.to_dict())
+                print(f"  error on the true arm: model alone {rec.error_before_mm:.3f} -> {rec.error_after_mm:.4f} mm, refined answers {rec.refined_error_mm:.2e} mm; {rec.robot_moves} moves, {rec.minutes:.1f} min", file=sys.stderr)
+                if out is not None:  # written after every run: a long sweep loses nothing
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = out.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(records, indent=2) + "\n")
+                    tmp.replace(out)
+    print(json.dumps(records, indent=2))
+    return 0
+
+
 def _cmd_bench_report(args: argparse.Namespace) -> int:
     import torch
 
@@ -720,6 +748,16 @@ def build_parser() -> argparse.ArgumentParser:
     bsv.add_argument("--server-param", action="append", default=[], metavar="NAME:=VALUE", help="extra ik_service_node parameter (repeatable), e.g. executor_threads:=32")
     bsv.add_argument("--json", action="store_true")
     bsv.set_defaults(func=_cmd_bench_service)
+    bad = bench_sub.add_parser("adaptation", help="paper 003 Table IV analog: the learner's strategies on a simulated UR3 with longer links, errors on its true kinematics")
+    bad.add_argument("--changes", type=float, nargs="+", default=[1.0, 3.0, 5.0], help="cm added to every link")
+    bad.add_argument("--strategies", nargs="+", choices=["calibrate", "robot"], default=["calibrate", "robot"])
+    bad.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.05], help="standard deviation of the measured tool position, mm")
+    bad.add_argument("--moves", type=int, default=100, help="robot moves of identification (calibrate) or CEMSSL samples (robot: 20x this)")
+    bad.add_argument("--minutes", type=float, default=15.0, help="training minutes per run")
+    bad.add_argument("--model", default="ur3_cemssl_position", help="position model to adapt")
+    bad.add_argument("--seed", type=int, default=0)
+    bad.add_argument("--out", default=None, help="JSON file of the records (e.g. docs/results/adaptation.json), rewritten after each run")
+    bad.set_defaults(func=_cmd_bench_adaptation)
     brp = bench_sub.add_parser("report", help="every section of docs/RESULTS.md: papers' tables, diversity, peers side by side, plots")
     brp.add_argument("--quick", action="store_true", help="small sizes (about 2 minutes): a smoke run, not figures to quote")
     brp.add_argument("--out", default=None, help="output folder for RESULTS.md and results/ (default: docs, or out/report_quick with --quick)")

@@ -31,7 +31,7 @@ import torch
 from ..kinematics.chain import JointSpec, KinematicChain
 from ..kinematics.transforms import quaternion_to_matrix, rpy_to_matrix
 
-__all__ = ["IdentificationResult", "identify_chain", "chain_with_origins", "read_ur_calibration", "urdf_with_chain", "matrix_to_rpy"]
+__all__ = ["IdentificationResult", "identify_chain", "chain_with_origins", "read_ur_calibration", "urdf_with_chain", "matrix_to_rpy", "identify_for_learner", "calibration_file_for_learner"]
 
 #: UR calibration YAML entries, in joint order
 UR_CALIBRATION_KEYS = ("shoulder", "upper_arm", "forearm", "wrist_1", "wrist_2", "wrist_3")
@@ -321,3 +321,30 @@ def read_ur_calibration(path: str | Path, chain: KinematicChain, max_bytes: int 
         T[:3, 3] = values[:3]
         origins[prefix + joint] = T
     return chain_with_origins(chain, origins)
+
+
+def _package_urdf() -> str:
+    from ..kinematics.robots import find_package_file
+
+    return find_package_file("urdf/ur3.urdf").read_text()
+
+
+def identify_for_learner(chain: KinematicChain, q: np.ndarray, position: np.ndarray, quaternion: np.ndarray | None):
+    """The learner's ``identify``: (identified chain, its URDF text, a JSON-able report)."""
+    quat = quaternion if quaternion is not None and np.all(np.isfinite(quaternion)) else None
+    res = identify_chain(chain, q, position, quat)
+    report = {
+        "samples": res.samples,
+        "residual_before_mm": res.residual_before_mm,
+        "residual_after_mm": res.residual_after_mm,
+        "rotation_residual_after_deg": res.rotation_residual_after_deg,
+        "unidentifiable": res.unidentifiable,
+        "corrections": {k: v for k, v in res.parameters.items() if v != 0.0},
+    }
+    return res.chain, urdf_with_chain(_package_urdf(), res.chain), report
+
+
+def calibration_file_for_learner(chain: KinematicChain, path: str):
+    """The learner's ``read_calibration``: (calibrated chain, its URDF text)."""
+    calibrated = read_ur_calibration(path, chain)
+    return calibrated, urdf_with_chain(_package_urdf(), calibrated)

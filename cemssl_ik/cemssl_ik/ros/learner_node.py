@@ -44,6 +44,7 @@ from cemssl_ik_interfaces.action import Learn
 from ..kinematics import KinematicChain, load_robot
 from ..kinematics.robots import find_package_file
 from ..learning.adaptation import AdaptationConfig, Adapter, LearnGoal, LearnOutcome, LearnProgress, LoggedForwardModel
+from ..learning.identification import calibration_file_for_learner, identify_for_learner
 from ..learning.sample_log import SampleLog
 from ..models import load_checkpoint
 
@@ -238,7 +239,7 @@ class LearnerNode(Node):
 
         adapter = Adapter(
             model, self.chain, self.robot, self.log, self.output_dir, config,
-            identify=identify_chain, read_calibration=read_calibration_file,
+            identify=identify_for_learner, read_calibration=calibration_file_for_learner,
             progress=feedback, cancelled=lambda: goal_handle.is_cancel_requested,
             feasible=lambda q: self._check(q, q)[0],
         )  # fmt: skip
@@ -266,33 +267,6 @@ class LearnerNode(Node):
         self._urdf_pub.publish(String(data=urdf))  # the service reloads against it ...
         if self._update_pub is not None:
             self._update_pub.publish(String(data=outcome.checkpoint.removesuffix(".safetensors")))  # ... and loads the model
-
-
-def identify_chain(chain: KinematicChain, q: np.ndarray, position: np.ndarray, quaternion: np.ndarray):
-    """Kinematic identification from measured samples -> (chain, URDF text, report)."""
-    from ..learning.identification import identify_chain as identify
-    from ..learning.identification import urdf_with_chain
-
-    quat = quaternion if quaternion is not None and np.all(np.isfinite(quaternion)) else None
-    res = identify(chain, q, position, quat)
-    urdf = urdf_with_chain(find_package_file("urdf/ur3.urdf").read_text(), res.chain)
-    report = {
-        "samples": res.samples,
-        "residual_before_mm": res.residual_before_mm,
-        "residual_after_mm": res.residual_after_mm,
-        "rotation_residual_after_deg": res.rotation_residual_after_deg,
-        "unidentifiable": res.unidentifiable,
-        "corrections": {k: v for k, v in res.parameters.items() if v != 0.0},
-    }
-    return res.chain, urdf, report
-
-
-def read_calibration_file(chain: KinematicChain, path: str):
-    """A UR calibration YAML -> (chain, URDF text)."""
-    from ..learning.identification import read_ur_calibration, urdf_with_chain
-
-    calibrated = read_ur_calibration(path, chain)
-    return calibrated, urdf_with_chain(find_package_file("urdf/ur3.urdf").read_text(), calibrated)
 
 
 def main(args=None) -> int:
