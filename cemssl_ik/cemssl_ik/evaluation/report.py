@@ -75,6 +75,7 @@ class ReportScale:
     speed_seconds: float  # time each speed cell at least this long
     sampling_samples: int  # Table III analog sample count
     cross_section: int  # grid points per axis of the workspace cross-section
+    hard_targets: int  # targets per near-singular UR3 set (evaluation/hard_targets.py)
 
 
 SCALES = {
@@ -99,6 +100,7 @@ SCALES = {
         speed_seconds=3.0,
         sampling_samples=2048,
         cross_section=60,
+        hard_targets=300,
     ),
     "quick": ReportScale(
         name="quick",
@@ -121,6 +123,7 @@ SCALES = {
         speed_seconds=0.3,
         sampling_samples=128,
         cross_section=16,
+        hard_targets=10,
     ),
 }
 
@@ -626,6 +629,14 @@ def section_speed(ctx: Context) -> dict:
     return {"rows": rows, "note": "solutions = distinct, in-limit answers within 1e-3 mm and 1e-3 deg (peers: their precise answers)"}
 
 
+def section_hard_targets(ctx: Context) -> dict:
+    """The shipped pose model, ur-analytic-ik and TRAC-IK on near-singular UR3 targets (K = 32)."""
+    from .bench_solver import run_hard_target_benchmark
+
+    model, _ = load_checkpoint("ur3_cemssl_pose", load_robot("ur3"))
+    return {"targets_per_set": ctx.scale.hard_targets, "k": 32, "sets": run_hard_target_benchmark(model, ctx.scale.hard_targets, 32, seed=ctx.seed)}
+
+
 SECTIONS: dict[str, Callable[[Context], dict]] = {
     "ur3_position": section_ur3_position,
     "emssl": section_emssl,
@@ -633,6 +644,7 @@ SECTIONS: dict[str, Callable[[Context], dict]] = {
     "artificial": section_artificial,
     "ur3_pose": section_ur3_pose,
     "speed": section_speed,
+    "hard_targets": section_hard_targets,
 }
 
 
@@ -906,6 +918,19 @@ def render_markdown(report: dict) -> str:
             ]
         if s.get("figures"):
             L += [f"![pose overlays]({s['figures']['overlays']})", ""]
+    if "hard_targets" in sec:
+        from .bench_solver import format_hard_target_table
+
+        s = sec["hard_targets"]
+        L += [
+            "## UR3 near-singular targets",
+            "",
+            f"{s['targets_per_set']} targets per set, built from configurations within 1e-3 rad (wrist 2 of 0 or pi, elbow of +-pi or 0) or 1 mm "
+            "(wrist centre over the base axis) of a singularity (`cemssl-ik bench solver --hard-sets`).",
+            "",
+            format_hard_target_table(s["sets"], s["k"]),
+            "",
+        ]
     if "speed" in sec:
         s = sec["speed"]
         rows = [[r["solver"], r["batch"], r["solutions_per_second"], r.get("ratio_vs_analytic"), r.get("ratio_vs_trac_ik"), r.get("ratio_vs_pytorch_kinematics")] for r in s["rows"]]
