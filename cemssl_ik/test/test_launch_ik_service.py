@@ -30,6 +30,7 @@ PARAMS = """/**:
 """
 
 
+@pytest.mark.launch_test
 def generate_test_description():
     from ament_index_python.packages import get_package_share_directory
 

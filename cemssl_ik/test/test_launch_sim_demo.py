@@ -22,6 +22,7 @@ from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 
 
+@pytest.mark.launch_test
 def generate_test_description():
     from ament_index_python.packages import get_package_share_directory
 

@@ -160,8 +160,10 @@ class IKServiceNode(Node):
         except ImportError:
             return None
         buffer = Buffer()
-        # its own thread fills the buffer, so lookups never wait on this node's executor
-        self._tf_listener = TransformListener(buffer, self, spin_thread=True)
+        # the listener's subscriptions run on this node's executor between requests; lookups take
+        # the latest transform without waiting (a listener thread of its own, spin_thread=True,
+        # dies with a traceback at shutdown in tf2_ros releases before ros2/geometry2 PR 930)
+        self._tf_listener = TransformListener(buffer, self)
         return buffer
 
     def _register_moveit(self, group):

@@ -29,6 +29,7 @@ import math
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -266,7 +267,11 @@ class LearnerNode(Node):
         urdf = Path(outcome.urdf).read_text()
         self._urdf_pub.publish(String(data=urdf))  # the service reloads against it ...
         if self._update_pub is not None:
-            self._update_pub.publish(String(data=outcome.checkpoint.removesuffix(".safetensors")))  # ... and loads the model
+            # ... then loads the model: messages on two topics may arrive in either order, and a
+            # model announced before its URDF is refused once (the service loads it when the URDF
+            # arrives); a moment between them spares the refusal
+            time.sleep(1.0)
+            self._update_pub.publish(String(data=outcome.checkpoint.removesuffix(".safetensors")))
 
 
 def main(args=None) -> int:
