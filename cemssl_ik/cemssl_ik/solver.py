@@ -511,6 +511,8 @@ class IKSolver:
             for b in (1, 2 * kernels.SERIAL_BELOW):  # serial and parallel kernel variants
                 idx = torch.arange(b) % 2
                 self.solve(fk.position[idx], None if rot is None else rot[idx], options=SolverOptions(num_solutions=1, max_rounds=1, rescue_rounds=0, min_samples=1, oversample=1, max_samples=1))
+        if self.backend == "kernel":  # the partner kernel runs only near singularities: compile it now
+            kernels.partner_starts(self._consts, q.numpy(), fk.position.numpy(), fk.rotation.numpy())
         return time.perf_counter() - t0
 
     def _wrap(self, q: torch.Tensor) -> torch.Tensor:
