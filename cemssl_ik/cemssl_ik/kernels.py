@@ -319,7 +319,10 @@ if AVAILABLE:
 
     @_jit
     def _valley_step(q, pt, Rt, rows, C, err, e, J, max_step, sweeps, p, R, axes, origins, tmp, qn, Jn, en):
-        """One Newton step along the weakest joint direction, then back onto the valley; True if it lowered the error.
+        """One Newton step along the weakest joint direction, then back onto the valley.
+
+        Returns (status, error): 0 the step lowered the error, 1 it did not, 2 the Jacobian is not
+        near-singular (sigma_min >= VALLEY_RATIO sigma_max; nothing tried).
 
         Near a singularity the near-solutions form a narrow curved valley whose floor rises by
         only ~sigma_min per radian: LM steps along it leave the valley (error ~ curvature * step^2)
@@ -334,7 +337,7 @@ if AVAILABLE:
         W, V, basis, v = np.empty((rows, dof)), np.empty((dof, dof)), np.empty((m, dof)), np.empty(dof)
         s_min, s_max, k = _weakest_direction(J, rows, dof, W, V, basis, v)
         if not (s_min > 1e-14 * s_max and s_min < VALLEY_RATIO * s_max):
-            return False, err
+            return 2, err  # not near a singularity
         g = 0.0  # u . e, u = J v / sigma_min
         for a in range(rows):
             g += W[a, k] * e[a]
@@ -366,9 +369,9 @@ if AVAILABLE:
             if err_n < err:
                 for k in range(dof):
                     q[k] = qn[k]
-                return True, err_n
+                return 0, err_n
             dt *= 0.5
-        return False, err
+        return 1, err
 
     @_jit
     def _refine_one(q, pt, Rt, rows, C, iterations, damping, initial_damping, tol, give_up_after, give_up_error, max_step, valley_mode):
@@ -412,9 +415,12 @@ if AVAILABLE:
                 err2 = _residual(p2, R2, pt, Rt, rows, e2)
                 ok = err2 < err  # False for NaN
             if valley and err < VALLEY_ERROR and not err2 < 0.5 * err:
-                moved, err_v = _valley_step(q, pt, Rt, rows, C, err, e, J, max_step, 3, p2, R2, axes2, origins2, tmp, qn, J2, e2)
-                failed += not moved
-                valley = failed < 4  # repeated failures: not a valley this sample can use, stop paying for it
+                status, err_v = _valley_step(q, pt, Rt, rows, C, err, e, J, max_step, 3, p2, R2, axes2, origins2, tmp, qn, J2, e2)
+                failed += status == 1
+                # not near a singularity this close to convergence, or repeated failures: this
+                # sample has no valley to walk, stop paying for the SVD
+                valley = status != 2 and failed < 4
+                moved = status == 0
                 if moved:
                     _fk(q, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp)
                     err = _residual(p, R, pt, Rt, rows, e)
