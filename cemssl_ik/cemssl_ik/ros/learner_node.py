@@ -114,6 +114,10 @@ class LearnerNode(Node):
         )
         self.get_logger().info(f"learner ready: forward model {p['forward_model']}, action ~/learn")
 
+    def destroy_node(self) -> None:
+        self.log.close()
+        super().destroy_node()
+
     # ------------------------------------------------------------ set-up
     @staticmethod
     def _check_parameters(p: dict) -> None:
@@ -275,29 +279,10 @@ class LearnerNode(Node):
 
 
 def main(args=None) -> int:
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from .runtime import run_node
 
-    rclpy.init(args=args)
-    try:
-        node = LearnerNode()
-    except Exception as exc:  # noqa: BLE001 - bad parameters or model: one line, exit 2
-        print(f"learner_node: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
     # the goal runs on one thread while others receive /joint_states, poses and cancel requests
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.log.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(LearnerNode, "learner_node", args, threads=4)
 
 
 if __name__ == "__main__":

@@ -207,33 +207,15 @@ def _make_node_class():
 
 
 def main(args=None) -> int:
-    import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from .runtime import run_node
 
     try:
         cls = _make_node_class()
     except ImportError as exc:
         print(f"moveit_reach_node: moveit_py is not importable ({exc}); it is released for ROS 2 Jazzy and later", file=sys.stderr)
         return 2
-    rclpy.init(args=args)
-    try:
-        node = cls()
-    except ValueError as exc:
-        print(f"moveit_reach_node: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
     # two threads: a goal callback waits for the IK service's answer, which another thread receives
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(cls, "moveit_reach_node", args, threads=2)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ def run_node(make_node: Callable[[], object], name: str, args=None, threads: int
     rclpy.init(args=args)
     try:
         node = make_node()
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # bad parameters, a model or file that cannot be used
         print(f"{name}: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
