@@ -37,6 +37,7 @@ result reports the held parameters by name.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,8 +72,10 @@ class CalibrationConfig:
     #: Metres per radian of orientation residual (pose measurements only); 0.1: 1 mrad ~ 0.1 mm.
     rotation_weight: float = 0.1
     #: A parameter whose normalized Jacobian column lies within this sine of the span of the
-    #: parameters preferred before it is unidentifiable and held fixed.
-    rank_tolerance: float = 1e-6
+    #: parameters preferred before it is unidentifiable and held fixed.  1e-3 sits well above the
+    #: ~1e-5 that measurement noise lends exactly redundant parameters (by tilting fitted axes) and
+    #: well below the sines of parameters that varied moves do identify.
+    rank_tolerance: float = 1e-3
     #: Residual evaluations per LM pass (MINPACK ``max_nfev``).
     max_evaluations: int = 200
     #: Identifiability re-checks at the solution (each may start one more LM pass).
@@ -388,7 +391,7 @@ def calibrate_chain(
         def jac(xf: np.ndarray) -> np.ndarray:
             return jacobian(full(xf))[:, free]
 
-        sol = least_squares(fun, x[free], jac=jac, method="lm", x_scale="jac", xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=config.max_evaluations)
+        sol = least_squares(fun, x[free], jac=jac, method="lm", x_scale="jac", xtol=1e-12, ftol=1e-12, gtol=1e-15, max_nfev=config.max_evaluations)
         x = full(sol.x)
         evaluations += int(sol.nfev)
         passes += 1
@@ -448,7 +451,10 @@ def calibrated_urdf(urdf: str | Path, origins: dict[str, np.ndarray]) -> str:
         T = np.asarray(T, dtype=np.float64)
         origin.set("xyz", " ".join(repr(float(v)) for v in T[:3, 3]))
         origin.set("rpy", " ".join(repr(float(v)) for v in _matrix_to_rpy(T[:3, :3])))
-    return '<?xml version="1.0"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    # ElementTree keeps comments inside the root only: keep the text before it (declaration, header comment) verbatim.
+    start = re.search(r"<robot[\s>]", text)
+    prolog = text[: start.start()] if start else '<?xml version="1.0"?>\n'
+    return prolog + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def calibration_trial(
