@@ -27,8 +27,8 @@ z-axis joint; translations along axes parallel to a neighbour's; the tool rotati
 position-only data; anything that only moves the tool frame when no tool offset exists yet).
 At the current estimate, the Jacobian's columns are normalized and taken greedily in the order
 above; a column whose component orthogonal to the span of those already taken is below
-``rank_tolerance`` (sine of the angle to that span) cannot be identified from these data and is
-held fixed (at its current value, zero unless an earlier pass moved it).  Selection is repeated at
+``rank_tolerance`` (sine of the angle to that span), or whose rms effect per sample is below
+``min_effect``, cannot be identified from these data and is held fixed (at its current value, zero unless an earlier pass moved it).  Selection is repeated at
 each pass's solution until the set no longer changes (identifiability depends on the estimate:
 e.g. ``wrist_3_joint.origin.rx`` moves the tool point only once a tool offset exists).  The
 result reports the held parameters by name.
@@ -76,6 +76,10 @@ class CalibrationConfig:
     #: ~1e-5 that measurement noise lends exactly redundant parameters (by tilting fitted axes) and
     #: well below the sines of parameters that varied moves do identify.
     rank_tolerance: float = 1e-3
+    #: A parameter that moves the residuals by less than this rms per sample per unit (metres per
+    #: metre or per radian) is unidentifiable: e.g. a wrist tilt seen through a tool offset that
+    #: noise alone put there.  1e-4: a rotation needs a lever arm of 0.1 mm.
+    min_effect: float = 1e-4
     #: Residual evaluations per LM pass (MINPACK ``max_nfev``).
     max_evaluations: int = 200
     #: Identifiability re-checks at the solution (each may start one more LM pass).
@@ -88,6 +92,8 @@ class CalibrationConfig:
             raise ValueError(f"rotation_weight must be a positive number of metres per radian, got {self.rotation_weight}")
         if not 0 < self.rank_tolerance < 1:
             raise ValueError(f"rank_tolerance must be in (0, 1), got {self.rank_tolerance}")
+        if not (math.isfinite(self.min_effect) and self.min_effect >= 0):
+            raise ValueError(f"min_effect must be a non-negative number (metres per unit), got {self.min_effect}")
         if self.max_evaluations < 1 or self.max_passes < 1:
             raise ValueError(f"max_evaluations and max_passes must be >= 1, got {self.max_evaluations}, {self.max_passes}")
         if not self.min_rows_per_parameter >= 1:
@@ -268,14 +274,15 @@ def _with_origins(chain: KinematicChain, origins: dict[str, np.ndarray]) -> Kine
     return KinematicChain(specs, name=chain.name)
 
 
-def _select(J: np.ndarray, tol: float) -> np.ndarray:
-    """(P,) bool: columns of J (rows, P), in order, that add a direction beyond ``tol`` (sine) to those kept."""
+def _select(J: np.ndarray, tol: float, min_norm: float) -> np.ndarray:
+    """(P,) bool: columns of J (rows, P), in order, of norm above ``min_norm`` that add a direction
+    beyond ``tol`` (sine) to the span of those kept before them."""
     norms = np.linalg.norm(J, axis=0)
     keep = np.zeros(J.shape[1], dtype=bool)
     basis = np.zeros((J.shape[0], 0))
     scale = norms.max() if norms.size else 0.0
     for i in range(J.shape[1]):
-        if norms[i] <= 1e-12 * scale:
+        if norms[i] <= max(1e-12 * scale, min_norm):
             continue
         v = J[:, i] / norms[i]
         for _ in range(2):  # Gram-Schmidt twice: orthogonal to working precision
@@ -370,7 +377,7 @@ def calibrate_chain(
     evaluations = passes = 0
     for _ in range(config.max_passes):
         J = jacobian(x)  # (rows, P)
-        new_free = _select(J, config.rank_tolerance)
+        new_free = _select(J, config.rank_tolerance, config.min_effect * math.sqrt(N))
         if passes and np.array_equal(new_free, free):
             break
         free = new_free
