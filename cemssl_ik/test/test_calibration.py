@@ -123,6 +123,8 @@ def test_calibration_trial_scores_on_fresh_configurations():
     assert out["fresh_error_before_mm"] > 50.0
     assert out["fresh_error_max_mm"] < 1e-6
     assert out["moves"] == 40 and out["position_only"] is True
+    # The joint axes are recovered, not just the tool points.
+    assert out["axis_angle_error_max_deg"] < 1e-6 and out["axis_offset_error_max_mm"] < 1e-6
 
 
 def test_bad_input_is_refused():

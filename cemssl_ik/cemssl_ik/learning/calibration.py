@@ -464,6 +464,26 @@ def calibrated_urdf(urdf: str | Path, origins: dict[str, np.ndarray]) -> str:
     return prolog + ET.tostring(root, encoding="unicode") + "\n"
 
 
+def _axis_line_errors(a: KinematicChain, b: KinematicChain) -> tuple[float, float]:
+    """(max angle rad, max distance m) between the joint axis lines of two chains at zero readings.
+
+    The axis lines (in the base frame, all joint readings 0) are what identification can recover,
+    whatever parameters represent them.  The last joint is left out: with position-only data and
+    no tool offset its axis direction does not move the measured point.
+    """
+    q0 = torch.zeros(1, a.dof, dtype=torch.float64)
+    lines = []
+    for chain in (a, b):
+        names, T = chain.link_frames(q0)  # (1, L, 4, 4)
+        frames = dict(zip(names, T[0].numpy()))
+        lines.append([(frames[j.child][:3, 3], frames[j.child][:3, :3] @ j.axis) for j in chain.joints if j.movable][:-1])
+    angle = dist = 0.0
+    for (pa, da), (pb, db) in zip(*lines):
+        angle = max(angle, math.atan2(np.linalg.norm(np.cross(da, db)), float(da @ db)))
+        dist = max(dist, float(np.linalg.norm(np.cross(pb - pa, db))))  # point of a's axis to b's line
+    return angle, dist
+
+
 def calibration_trial(
     nominal: KinematicChain,
     true_chain: KinematicChain,
@@ -483,7 +503,9 @@ def calibration_trial(
     Returns:
         A JSON-able dict: ``moves``, ``noise_mm``, ``position_only``, ``fresh_error_before_mm``
         (nominal vs true, mean), ``fresh_error_mean_mm``, ``fresh_error_max_mm``,
-        ``fit_residual_mean_mm``, ``unidentifiable`` (count), ``iterations``, ``passes``.
+        ``fit_residual_mean_mm``, ``axis_angle_error_max_deg`` / ``axis_offset_error_max_mm`` (joint
+        axis lines at zero readings vs the true arm's, last joint left out), ``unidentifiable``
+        (count), ``iterations``, ``passes``.
     """
     gen = torch.Generator().manual_seed(seed)
     q = nominal.sample_configurations(moves, gen)
@@ -494,6 +516,7 @@ def calibration_trial(
     p_true = true_chain.forward(q_test).position
     e_before = torch.linalg.vector_norm(nominal.forward(q_test).position - p_true, dim=-1) * 1e3
     e_after = torch.linalg.vector_norm(res.chain.forward(q_test).position - p_true, dim=-1) * 1e3
+    axis_angle, axis_offset = _axis_line_errors(res.chain, true_chain)
     return {
         "moves": moves,
         "noise_mm": noise_m * 1e3,
@@ -502,6 +525,8 @@ def calibration_trial(
         "fresh_error_mean_mm": float(e_after.mean()),
         "fresh_error_max_mm": float(e_after.max()),
         "fit_residual_mean_mm": res.after.mean_position_mm,
+        "axis_angle_error_max_deg": math.degrees(axis_angle),
+        "axis_offset_error_max_mm": axis_offset * 1e3,
         "unidentifiable": len(res.unidentifiable),
         "iterations": res.iterations,
         "passes": res.passes,
