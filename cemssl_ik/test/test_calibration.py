@@ -57,7 +57,7 @@ def fits():
 def test_noise_free_measurements_recover_the_perturbed_arm_exactly(fits, kind):
     res = fits[kind]
     assert res.before.mean_position_mm > 50.0  # the nominal chain is centimetres off
-    assert res.after.max_position_mm < 1e-9
+    assert res.after.max_position_mm < 1e-9 and res.converged
     dp, dR = _fk_gap(res.chain, TRUE_UR3)
     assert dp < 1e-9  # metres, on fresh configurations
     if kind == "pose":
@@ -140,6 +140,8 @@ def test_bad_input_is_refused():
     p_bad[3, 1] = float("nan")
     with pytest.raises(ValueError, match="finite"):
         calibrate_chain(UR3, q, p_bad)
+    with pytest.raises(ValueError, match="constrain no parameter"):
+        calibrate_chain(UR3, torch.zeros(30, 6, dtype=torch.float64), torch.zeros(30, 3, dtype=torch.float64), config=CalibrationConfig(min_effect=10.0))
     with pytest.raises(ValueError, match="rotation_weight"):
         CalibrationConfig(rotation_weight=0.0)
 

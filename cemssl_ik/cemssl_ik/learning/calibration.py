@@ -128,6 +128,7 @@ class CalibrationResult:
         position_only: True when no orientation was measured.
         iterations: residual evaluations over all LM passes.
         passes: LM passes (identifiability re-checked after each).
+        converged: the last pass met its tolerances (False: it stopped at ``max_evaluations``).
     """
 
     chain: KinematicChain
@@ -142,6 +143,7 @@ class CalibrationResult:
     position_only: bool
     iterations: int
     passes: int
+    converged: bool
 
     def parameter_dict(self) -> dict[str, float]:
         """Name -> fitted correction (metres / radians), identifiable parameters only."""
@@ -375,6 +377,7 @@ def calibrate_chain(
     before = stats(x)
     free = np.zeros(P, dtype=bool)
     evaluations = passes = 0
+    converged = False
     for _ in range(config.max_passes):
         J = jacobian(x)  # (rows, P)
         new_free = _select(J, config.rank_tolerance, config.min_effect * math.sqrt(N))
@@ -382,6 +385,8 @@ def calibrate_chain(
             break
         free = new_free
         n_free = int(free.sum())
+        if n_free == 0:
+            raise ValueError("the measurements constrain no parameter (all Jacobian columns vanish); measure at varied joint configurations")
         if N * rows_per_sample < config.min_rows_per_parameter * n_free:
             need = math.ceil(config.min_rows_per_parameter * n_free / rows_per_sample)
             raise ValueError(f"{N} measurements cannot determine the {n_free} identifiable parameters with margin; measure at least {need}")
@@ -401,6 +406,7 @@ def calibrate_chain(
         sol = least_squares(fun, x[free], jac=jac, method="lm", x_scale="jac", xtol=1e-12, ftol=1e-12, gtol=1e-15, max_nfev=config.max_evaluations)
         x = full(sol.x)
         evaluations += int(sol.nfev)
+        converged = bool(sol.status > 0)  # 0: max_evaluations reached
         passes += 1
     origins = model.origin_matrices(x)
     calibrated = _with_origins(chain, origins)
@@ -417,6 +423,7 @@ def calibrate_chain(
         position_only=Rt is None,
         iterations=evaluations,
         passes=passes,
+        converged=converged,
     )
 
 
