@@ -20,8 +20,7 @@ from typing import Callable
 import torch
 
 from ..kinematics import KinematicChain, load_robot
-from ..learning.adaptation import AdaptationConfig, Adapter, LearnGoal, LoggedForwardModel
-from ..learning.identification import calibration_file_for_learner, identify_for_learner
+from ..learning.adaptation import AdaptationConfig, Adapter, LearnGoal, LoggedForwardModel, chain_from_calibration_file, identify_from_samples
 from ..learning.sample_log import SampleLog
 from ..learning.targets import sample_targets
 from ..models import load_checkpoint
@@ -101,7 +100,7 @@ def run_adaptation(
         fm = LoggedForwardModel(SimForwardModel(sim, check, lambda a, b: checker.time_trajectory(a, b).duration, max_step=checker.config.max_joint_step), log)
         adapter = Adapter(
             model, nominal, fm, log, tmp, AdaptationConfig(eval_targets=10, train_minutes=minutes, seed=seed),
-            identify=identify_for_learner, read_calibration=calibration_file_for_learner,
+            identify=identify_from_samples, read_calibration=chain_from_calibration_file,
             progress=lambda p: say(f"[{p.phase}] {p.message}") if p.message and not p.message.startswith("step") else None,
             feasible=lambda q: checker.check(q, q).ok,
         )  # fmt: skip

@@ -41,7 +41,7 @@ from .forward_model import ForwardModel, ForwardResult
 from .sample_log import Sample, SampleLog
 from .unsupervised import UnsupervisedConfig, UnsupervisedTrainer
 
-__all__ = ["AdaptationConfig", "LearnGoal", "LearnProgress", "LearnOutcome", "Adapter", "Cancelled", "LoggedForwardModel", "STRATEGIES"]
+__all__ = ["AdaptationConfig", "LearnGoal", "LearnProgress", "LearnOutcome", "Adapter", "Cancelled", "LoggedForwardModel", "STRATEGIES", "identify_from_samples", "chain_from_calibration_file"]
 
 STRATEGIES = ("calibrate", "calibration_file", "robot")
 
@@ -427,6 +427,40 @@ class Adapter:
             refined_error_mm=refined,
             identification=record.get("identification"),
         )
+
+
+def identify_from_samples(chain: KinematicChain, q: np.ndarray, position: np.ndarray, quaternion: np.ndarray | None):
+    """The ``calibrate`` strategy's identification (:func:`~.calibration.calibrate_chain`):
+    (identified chain, its URDF text, a JSON-able report).  Orientations are used where every
+    sample has one."""
+    from ..kinematics import quaternion_to_matrix
+    from .calibration import calibrate_chain
+
+    rotation = None
+    if quaternion is not None and len(quaternion) and np.all(np.isfinite(quaternion)):
+        rotation = quaternion_to_matrix(np.asarray(quaternion, dtype=np.float64))
+    res = calibrate_chain(chain, q, position, rotation, urdf=_nominal_urdf())
+    report = {
+        "samples": res.samples,
+        "position_only": res.position_only,
+        "residual_before_mm": res.before.mean_position_mm,
+        "residual_after_mm": res.after.mean_position_mm,
+        "orientation_residual_after_deg": res.after.mean_orientation_deg,
+        "unidentifiable": list(res.unidentifiable),
+        "corrections": res.parameter_dict(),
+        "converged": res.converged,
+    }
+    return res.chain, res.urdf, report
+
+
+def chain_from_calibration_file(chain: KinematicChain, path: str):
+    """The ``calibration_file`` strategy's reader: a UR calibration YAML -> (chain, its URDF text)."""
+    from ..kinematics.ur_calibration import apply_ur_calibration, load_ur_calibration
+    from .calibration import calibrated_urdf
+
+    calibrated = apply_ur_calibration(chain, load_ur_calibration(path))
+    origins = {j.name: j.origin for j in calibrated.joints if j.movable}
+    return calibrated, calibrated_urdf(_nominal_urdf(), origins)
 
 
 def _nominal_urdf() -> str:

@@ -44,8 +44,16 @@ from cemssl_ik_interfaces.action import Learn
 
 from ..kinematics import KinematicChain, load_robot
 from ..kinematics.robots import find_package_file
-from ..learning.adaptation import AdaptationConfig, Adapter, LearnGoal, LearnOutcome, LearnProgress, LoggedForwardModel
-from ..learning.identification import calibration_file_for_learner, identify_for_learner
+from ..learning.adaptation import (
+    AdaptationConfig,
+    Adapter,
+    LearnGoal,
+    LearnOutcome,
+    LearnProgress,
+    LoggedForwardModel,
+    chain_from_calibration_file,
+    identify_from_samples,
+)
 from ..learning.sample_log import SampleLog
 from ..models import load_checkpoint
 
@@ -244,7 +252,7 @@ class LearnerNode(Node):
 
         adapter = Adapter(
             model, self.chain, self.robot, self.log, self.output_dir, config,
-            identify=identify_for_learner, read_calibration=calibration_file_for_learner,
+            identify=identify_from_samples, read_calibration=chain_from_calibration_file,
             progress=feedback, cancelled=lambda: goal_handle.is_cancel_requested,
             feasible=lambda q: self._check(q, q)[0],
         )  # fmt: skip
