@@ -21,7 +21,7 @@ from launch_ros.actions import Node
 
 def _nodes(context):
     cfg = context.launch_configurations
-    overrides = {name: cfg[name] for name in ("forward_model", "controller", "pose_topic", "safety_file", "model", "output_dir")}
+    overrides = {name: cfg[name] for name in ("forward_model", "controller", "pose_source", "pose_topic", "safety_file", "model", "output_dir")}
     if cfg["dry_run"]:
         overrides["dry_run"] = parse_bool("dry_run", cfg["dry_run"])
     if cfg["link_length_change"]:
@@ -46,6 +46,7 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "learner.yaml"), description="YAML parameters of learner_node"),
             DeclareLaunchArgument("forward_model", default_value="", description="the robot: sim (built-in MuJoCo UR3), robot (a ros2_control UR over ROS 2) or analytic; empty = the params file's (sim)"),
             DeclareLaunchArgument("controller", default_value="", description="joint trajectory controller of the robot (scaled_joint_trajectory_controller on a real UR); empty = the params file's"),
+            DeclareLaunchArgument("pose_source", default_value="", description="tool pose from a PoseStamped topic ('topic') or FK of the measured joints ('fk', e.g. mock hardware, Gazebo); empty = the params file's (topic)"),
             DeclareLaunchArgument("pose_topic", default_value="", description="tool pose topic (geometry_msgs/PoseStamped); empty = the params file's (/tcp_pose_broadcaster/pose)"),
             DeclareLaunchArgument("safety_file", default_value="", description="safety layer settings YAML; empty = the params file's (conservative defaults)"),
             DeclareLaunchArgument("dry_run", default_value="", description="true: check and log moves, send none; empty = the params file's"),

@@ -4,7 +4,9 @@
 
 Starts ``ur_simulation_gz``'s ``ur_sim_control.launch.py`` (``ur_type:=ur3``; its controller is
 ``joint_trajectory_controller``) and ``ik_service_node`` with ``use_sim_time:=true``; the node
-takes the simulated arm's URDF from ``/robot_description``.
+takes the simulated arm's URDF from ``/robot_description``; ``learner_node`` moves the Gazebo arm
+through the same controller (``forward_model: robot``, tool pose by FK of the measured joints: the
+Gazebo arm is its URDF, so this exercises the loop rather than teaching it anything new).
 """
 
 from launch import LaunchDescription
@@ -28,6 +30,16 @@ def generate_launch_description() -> LaunchDescription:
         PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("cemssl_ik"), "launch", "ik_service.launch.py"])),
         launch_arguments={"model": LaunchConfiguration("model"), "use_sim_time": "true", "log_level": LaunchConfiguration("log_level")}.items(),
     )
+    learner = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("cemssl_ik"), "launch", "learner.launch.py"])),
+        launch_arguments={
+            "forward_model": "robot",
+            "controller": LaunchConfiguration("controller"),
+            "pose_source": "fk",
+            "use_sim_time": "true",
+            "log_level": LaunchConfiguration("log_level"),
+        }.items(),
+    )
     return LaunchDescription(
         [
             DeclareLaunchArgument("gazebo_gui", default_value="true", description="show Gazebo's window"),
@@ -37,5 +49,6 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument("log_level", default_value="info", description="log level of our nodes: debug, info, warn, error or fatal"),
             gazebo,
             ik_service,
+            learner,
         ]
     )

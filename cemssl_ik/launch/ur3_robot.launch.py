@@ -2,14 +2,16 @@
 
     ros2 launch cemssl_ik ur3_robot.launch.py robot_ip:=192.168.1.102
         [kinematics_params_file:=my_robot_calibration.yaml] [mock_hardware:=false]
-        [model:=...] [launch_rviz:=false] [use_sim_time:=false] [log_level:=info]
+        [model:=...] [launch_rviz:=false] [dry_run:=true] [safety_file:=...] [use_sim_time:=false] [log_level:=info]
 
 Starts ur_robot_driver's ``ur_control.launch.py`` (``ur_type:=ur3``; the mock-hardware flag is
 ``use_fake_hardware`` on Humble and ``use_mock_hardware`` on Jazzy and later, chosen from
 ``ROS_DISTRO``) and ``ik_service_node``, which reloads its model against the ``/robot_description``
 the driver publishes: with ``kinematics_params_file`` (the arm's factory calibration, extracted by
 ``ur_calibration``) its refined answers are exact for the calibrated arm.  Nothing here commands
-the arm.
+the arm by itself: ``learner_node`` (``forward_model: robot`` on the driver's controller, tool pose
+from ``/tcp_pose_broadcaster/pose``) waits for a goal, and with ``dry_run:=true`` (the default) even
+a goal only checks and logs its moves.  Set ``dry_run:=false`` when the dry run's moves look right.
 """
 
 import os
@@ -46,6 +48,19 @@ def generate_launch_description() -> LaunchDescription:
             "log_level": LaunchConfiguration("log_level"),
         }.items(),
     )
+    learner = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("cemssl_ik"), "launch", "learner.launch.py"])),
+        launch_arguments={
+            "forward_model": "robot",
+            "controller": LaunchConfiguration("controller"),
+            "pose_source": LaunchConfiguration("pose_source"),
+            "pose_topic": "/tcp_pose_broadcaster/pose",
+            "dry_run": LaunchConfiguration("dry_run"),
+            "safety_file": LaunchConfiguration("safety_file"),
+            "use_sim_time": LaunchConfiguration("use_sim_time"),
+            "log_level": LaunchConfiguration("log_level"),
+        }.items(),
+    )
     return LaunchDescription(
         [
             DeclareLaunchArgument("robot_ip", description="IP address of the UR3 controller (any address with mock_hardware:=true)"),
@@ -56,7 +71,11 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument("model", default_value="", description="IK model (shipped name or checkpoint path); empty = config/ik_service.yaml's"),
             DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock instead of wall time"),
             DeclareLaunchArgument("log_level", default_value="info", description="log level of our nodes: debug, info, warn, error or fatal"),
+            DeclareLaunchArgument("dry_run", default_value="true", description="the learner checks and logs every move and sends none (false: it moves the arm)"),
+            DeclareLaunchArgument("safety_file", default_value="", description="the learner's safety settings (YAML of cemssl_ik.safety.SafetyConfig); empty = conservative defaults"),
+            DeclareLaunchArgument("pose_source", default_value="topic", description="tool pose: topic (/tcp_pose_broadcaster/pose, real arm) or fk (mock hardware publishes no tool pose)"),
             OpaqueFunction(function=_driver),
             ik_service,
+            learner,
         ]
     )
