@@ -1,6 +1,6 @@
 """Launch ``learner_node``: re-learns the IK model from the robot (action ``~/learn``).
 
-    ros2 launch cemssl_ik learner.launch.py [forward_model:=sim|robot|analytic]
+    ros2 launch cemssl_ik learner.launch.py [forward_model:=sim|robot|analytic] [setup:=real|mock|gazebo|sim]
         [controller:=joint_trajectory_controller] [pose_topic:=/tcp_pose_broadcaster/pose]
         [safety_file:=my_safety.yaml] [dry_run:=false] [link_length_change:=0.0]
         [params_file:=...] [namespace:=...] [use_sim_time:=false] [log_level:=info]
@@ -13,7 +13,7 @@ Arguments left empty keep the params file's values.
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from cemssl_ik.ros.launch_args import check_log_level, node_parameters, parse_bool
+from cemssl_ik.ros.launch_args import check_log_level, node_parameters, parse_bool, robot_interface
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch_ros.actions import Node
@@ -21,7 +21,10 @@ from launch_ros.actions import Node
 
 def _nodes(context):
     cfg = context.launch_configurations
-    overrides = {name: cfg[name] for name in ("forward_model", "controller", "pose_source", "pose_topic", "safety_file", "model", "output_dir")}
+    overrides = {}
+    if cfg["setup"]:  # the kind of arm: controller and pose source from config/controllers.yaml
+        overrides.update(robot_interface(cfg["setup"], os.path.join(get_package_share_directory("cemssl_ik"), "config", "controllers.yaml")))
+    overrides.update({name: cfg[name] for name in ("forward_model", "controller", "pose_source", "pose_topic", "safety_file", "model", "output_dir") if cfg[name]})
     if cfg["dry_run"]:
         overrides["dry_run"] = parse_bool("dry_run", cfg["dry_run"])
     if cfg["link_length_change"]:
@@ -44,6 +47,7 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
         [
             DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "learner.yaml"), description="YAML parameters of learner_node"),
+            DeclareLaunchArgument("setup", default_value="", description="kind of arm: real, mock, gazebo or sim (config/controllers.yaml: controller and pose source); empty = the params file's"),
             DeclareLaunchArgument("forward_model", default_value="", description="the robot: sim (built-in MuJoCo UR3), robot (a ros2_control UR over ROS 2) or analytic; empty = the params file's (sim)"),
             DeclareLaunchArgument("controller", default_value="", description="joint trajectory controller of the robot (scaled_joint_trajectory_controller on a real UR); empty = the params file's"),
             DeclareLaunchArgument("pose_source", default_value="", description="tool pose from a PoseStamped topic ('topic') or FK of the measured joints ('fk', e.g. mock hardware, Gazebo); empty = the params file's (topic)"),

@@ -134,6 +134,17 @@ def test_every_node_launch_file_takes_the_common_arguments():
 @pytest.mark.parametrize("config", sorted(p.name for p in CONFIG_DIR.glob("*.yaml")))
 def test_config_parameters_are_declared_by_their_node(config: str):
     data = yaml.safe_load((CONFIG_DIR / config).read_text())
+    if config == "controllers.yaml":  # the learner's robot interface per kind of arm
+        from cemssl_ik.ros.launch_args import robot_interface
+
+        for setup in data:
+            entry = robot_interface(setup, str(CONFIG_DIR / config))
+            assert entry["pose_source"] in ("topic", "fk") and entry["controller"].endswith("joint_trajectory_controller")
+            assert bool(entry["pose_topic"]) == (entry["pose_source"] == "topic"), setup
+        assert {"real", "mock", "gazebo", "sim"} <= set(data)
+        with pytest.raises(ValueError, match="setup"):
+            robot_interface("ur99", str(CONFIG_DIR / config))
+        return
     if config == "safety.yaml":  # not node parameters: a SafetyConfig, which refuses unknown keys
         from cemssl_ik.safety import SafetyConfig
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-__all__ = ["parse_bool", "node_parameters", "mock_hardware_argument", "LOG_LEVELS", "check_log_level"]
+__all__ = ["parse_bool", "node_parameters", "mock_hardware_argument", "robot_interface", "LOG_LEVELS", "check_log_level"]
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 
@@ -67,3 +67,22 @@ def mock_hardware_argument(distro: str) -> str:
     ``use_mock_hardware``.  An unknown or empty distro is taken as a current one.
     """
     return "use_fake_hardware" if distro.strip().lower() in ("foxy", "galactic", "humble") else "use_mock_hardware"
+
+
+def robot_interface(setup: str, path: str) -> dict[str, str]:
+    """The learner's controller, pose source and pose topic for a kind of arm, from config/controllers.yaml.
+
+    Raises:
+        ValueError: a setup the file does not define, or an entry without the three keys.
+    """
+    import yaml
+
+    with open(path) as f:
+        table = yaml.safe_load(f)
+    if setup not in table:
+        raise ValueError(f"setup:={setup!r} is not one of {sorted(table)} ({path})")
+    entry = table[setup]
+    keys = {"controller", "pose_source", "pose_topic"}
+    if not isinstance(entry, dict) or set(entry) != keys:
+        raise ValueError(f"{path}: {setup} must have exactly {sorted(keys)}")
+    return {k: str(entry[k]) for k in sorted(keys)}
