@@ -43,8 +43,14 @@ def live():
     client = Client({"multi": (GetIKSolutions, "/ik_fuzz/get_ik_solutions"), "reload": (Trigger, "/ik_fuzz/reload")})
     client.update_pub = client.node.create_publisher(String, "/ik_fuzz_updates", 10)
     try:
-        if not client.wait("multi", timeout=60):
+        if not client.wait("multi", timeout=120):
             pytest.fail("ik_service_node did not come up:\n" + server.close())
+        # one call first: wait_for_service can return before the response path is matched, and a
+        # burst sent in that window may lose a response (as in test_ros_ik_service.py)
+        warm = GetIKSolutions.Request()
+        warm.target.header.frame_id = "base_link"
+        warm.target.pose.position.x, warm.target.pose.position.z, warm.num_solutions, warm.position_only = 0.2, 0.2, 1, True
+        client.call("multi", warm, timeout=60)
         yield GetIKSolutions, Trigger, client, server
     finally:
         client.close()
