@@ -11,6 +11,6 @@ ROS_DISTRO=jazzy bash tools/setup.sh
 # shellcheck disable=SC1091
 source tools/env.sh
 # compile the solver kernels once (numba caches them) before nodes that wait for them are started
-python -c "from cemssl_ik.kinematics import load_robot; from cemssl_ik.models import load_checkpoint; from cemssl_ik.solver import IKSolver; c = load_robot('ur3'); IKSolver(load_checkpoint('ur3_cemssl_pose', c)[0], c).warmup()"
+python -c "from cemssl_ik.kinematics import load_robot; from cemssl_ik.models import load_checkpoint; from cemssl_ik.solver import IKSolver; c = load_robot('ur3'); IKSolver(load_checkpoint('ur3_regression_pose', c)[0], c).warmup()"
 cd cemssl_ik
 python -m pytest -q -ra -p no:cacheprovider --timeout=900 test/test_launch_files.py test/test_ros_analytic_service.py test/test_ros_ik_service.py test/test_ros_ik_service_fuzz.py

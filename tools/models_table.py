@@ -16,7 +16,7 @@ from cemssl_ik.kinematics import load_robot
 
 from cemssl_ik.models import load_checkpoint
 
-ORDER = ["ur3_cemssl_position", "ur3_cemssl_pose", "ur3_cvae", "ur3_cvae_cemssl", "ur3_cgan", "ur3_cgan_cemssl", "ur3_cinn", "ur3_cinn_cemssl"]
+ORDER = ["ur3_fkloss_position", "ur3_regression_pose", "ur3_cvae", "ur3_cvae_cemssl_fk", "ur3_cgan", "ur3_cgan_cemssl_fk", "ur3_cinn", "ur3_cinn_cemssl_fk"]
 
 
 def _pruning(training: dict) -> dict | None:

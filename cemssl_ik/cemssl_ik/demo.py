@@ -25,7 +25,7 @@ import torch
 
 from .kinematics import load_robot, matrix_to_quaternion
 
-MODEL = os.environ.get("CEMSSL_DEMO_MODEL", "ur3_cemssl_pose")
+MODEL = os.environ.get("CEMSSL_DEMO_MODEL", "ur3_regression_pose")
 #: minutes the learner fine-tunes in part 2
 TRAIN_MINUTES = float(os.environ.get("CEMSSL_DEMO_TRAIN_MINUTES", "2.0"))
 LINK_CHANGE = 0.05  # m added to every link of the simulated arm
@@ -151,7 +151,7 @@ def adaptation_demo() -> int:
         "-p", "model_update_topic:=/cemssl_demo/model_updates",
     )  # fmt: skip
     service_proc = _start(
-        "cemssl_ik.ros.ik_service_node", "-r", "__node:=cemssl_ik_adapt", "-p", "model:=ur3_cemssl_position",
+        "cemssl_ik.ros.ik_service_node", "-r", "__node:=cemssl_ik_adapt", "-p", "model:=ur3_fkloss_position",
         "-p", "robot_description_topic:=/cemssl_learner/robot_description", "-p", "model_update_topic:=/cemssl_demo/model_updates",
     )  # fmt: skip
     rclpy.init()

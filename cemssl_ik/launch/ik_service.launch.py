@@ -1,6 +1,6 @@
 """Launch the learned multi-solution IK service (``ik_service_node``).
 
-    ros2 launch cemssl_ik ik_service.launch.py [model:=ur3_cemssl_pose] [params_file:=...]
+    ros2 launch cemssl_ik ik_service.launch.py [model:=ur3_regression_pose] [params_file:=...]
         [namespace:=...] [use_sim_time:=false] [log_level:=info]
 
 Offers ~/get_ik_solutions, ~/reload and, with moveit_msgs installed, ~/get_ik (GetPositionIK) for

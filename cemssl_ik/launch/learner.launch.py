@@ -55,7 +55,7 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument("safety_file", default_value="", description="safety layer settings YAML; empty = the params file's (conservative defaults)"),
             DeclareLaunchArgument("dry_run", default_value="", description="true: check and log moves, send none; empty = the params file's"),
             DeclareLaunchArgument("link_length_change", default_value="", description="sim / analytic: metres added to every link of the simulated arm; empty = the params file's"),
-            DeclareLaunchArgument("model", default_value="", description="model to adapt; empty = the params file's (ur3_cemssl_position)"),
+            DeclareLaunchArgument("model", default_value="", description="model to adapt; empty = the params file's (ur3_fkloss_position)"),
             DeclareLaunchArgument("output_dir", default_value="", description="samples and checkpoints directory; empty = the params file's ($ROS_HOME/cemssl_learner)"),
             DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
             DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock (Gazebo, sim_robot_node) instead of wall time"),

@@ -1,6 +1,6 @@
 """The whole loop with no hardware: the built-in MuJoCo UR3, the IK service and the learner.
 
-    ros2 launch cemssl_ik sim_demo.launch.py [link_length_change:=0.05] [model:=ur3_cemssl_position]
+    ros2 launch cemssl_ik sim_demo.launch.py [link_length_change:=0.05] [model:=ur3_fkloss_position]
         [output_dir:=...] [use_sim_time:=false] [log_level:=info]
 
 * ``sim_robot_node``: a UR3 whose every link is ``link_length_change`` metres longer than its URDF
@@ -68,7 +68,7 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
         [
             DeclareLaunchArgument("link_length_change", default_value="0.05", description="metres added to every link of the simulated arm"),
-            DeclareLaunchArgument("model", default_value="ur3_cemssl_position", description="model the service serves and the learner adapts (a position model without branch classes)"),
+            DeclareLaunchArgument("model", default_value="ur3_fkloss_position", description="model the service serves and the learner adapts (a position model without branch classes)"),
             DeclareLaunchArgument("output_dir", default_value="", description="the learner's samples and checkpoints; empty = $ROS_HOME/cemssl_learner"),
             DeclareLaunchArgument("use_sim_time", default_value="false", description="our nodes on the simulation's /clock"),
             DeclareLaunchArgument("log_level", default_value="info", description="log level: debug, info, warn, error or fatal"),

@@ -39,7 +39,7 @@ def chain():
 
 @pytest.fixture(scope="module")
 def solver(chain):
-    model, _ = load_checkpoint("ur3_cemssl_pose", chain)
+    model, _ = load_checkpoint("ur3_regression_pose", chain)
     return IKSolver(model, chain)
 
 

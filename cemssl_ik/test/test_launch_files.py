@@ -221,7 +221,7 @@ def test_launch_argument_rules():
 
     # problem: a params file's model was always replaced by the launch default; now '' leaves it
     assert node_parameters("/share/ik.yaml", "false", {"model": ""}) == ["/share/ik.yaml", {"use_sim_time": False}]
-    assert node_parameters("/share/ik.yaml", "True", {"model": "ur3_cemssl_position"}) == ["/share/ik.yaml", {"use_sim_time": True, "model": "ur3_cemssl_position"}]
+    assert node_parameters("/share/ik.yaml", "True", {"model": "ur3_fkloss_position"}) == ["/share/ik.yaml", {"use_sim_time": True, "model": "ur3_fkloss_position"}]
     assert node_parameters("", "0") == [{"use_sim_time": False}]
     for good, value in (("true", True), ("1", True), ("ON", True), ("false", False), ("no", False)):
         assert parse_bool("x", good) is value

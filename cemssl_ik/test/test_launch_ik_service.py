@@ -24,7 +24,7 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource  # n
 NAMESPACE = "lt_ns"
 PARAMS = """/**:
   ros__parameters:
-    model: ur3_cemssl_pose
+    model: ur3_regression_pose
     max_solutions: 3
     use_sim_time: false
 """
@@ -104,7 +104,7 @@ class TestIKServiceLaunch(unittest.TestCase):
             if res.values or time.monotonic() > deadline:
                 break
         self.assertTrue(res.values[0].bool_value)
-        self.assertEqual(res.values[1].string_value, "ur3_cemssl_pose")
+        self.assertEqual(res.values[1].string_value, "ur3_regression_pose")
 
 
 @launch_testing.post_shutdown_test()

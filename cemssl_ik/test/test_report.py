@@ -47,7 +47,7 @@ def test_shipped_models_section_is_sane(report):
         assert all(_finite(e[k]) for k in ("mean", "median", "p95", "max")) and 0 < e["median"] <= e["p95"] <= e["max"]
         assert 0 <= r["class_coverage"] <= 1 and _finite(r["mmd"])
     # the shipped CEMSSL model is the most precise position model (it is, by 4x at least)
-    assert models["ur3_cemssl_position"]["position_error_mm"]["mean"] < min(m["position_error_mm"]["mean"] for k, m in models.items() if k != "ur3_cemssl_position")
+    assert models["ur3_fkloss_position"]["position_error_mm"]["mean"] < min(m["position_error_mm"]["mean"] for k, m in models.items() if k != "ur3_fkloss_position")
 
 
 def test_trained_sections_have_finite_rows(report):

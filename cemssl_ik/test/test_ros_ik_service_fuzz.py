@@ -25,7 +25,7 @@ pytestmark = requires_ros
 
 UR3 = load_robot("ur3")
 BASE = load_robot("ur3", base_link="base")
-MODEL = "ur3_cemssl_pose"
+MODEL = "ur3_regression_pose"
 NUM_REQUESTS = 300
 
 

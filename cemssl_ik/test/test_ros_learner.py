@@ -85,7 +85,7 @@ def test_learner_adapts_the_simulated_arm_and_the_service_hot_reloads(tmp_path):
     learner = _learner(tmp_path, "learner_adapt", "-p", "train_minutes:=1.0")
     service = NodeProcess(
         "cemssl_ik.ros.ik_service_node", "-r", "__node:=ik_adapt",
-        "-p", "model:=ur3_cemssl_position", "-p", "robot_description_topic:=/learner_adapt/robot_description",
+        "-p", "model:=ur3_fkloss_position", "-p", "robot_description_topic:=/learner_adapt/robot_description",
         "-p", "model_update_topic:=/learner_adapt/model_updates",
     )  # fmt: skip
     client = ActionClient("/learner_adapt/learn")

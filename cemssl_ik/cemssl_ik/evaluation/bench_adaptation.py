@@ -77,7 +77,7 @@ def run_adaptation(
     noise_mm: float,
     moves: int,
     minutes: float,
-    model_name: str = "ur3_cemssl_position",
+    model_name: str = "ur3_fkloss_position",
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> AdaptationRecord:

@@ -95,7 +95,7 @@ def _client_main(argv: list[str]) -> int:
 
 
 def run_service_benchmark(
-    model: str = "ur3_cemssl_pose",
+    model: str = "ur3_regression_pose",
     ks: tuple[int, ...] = (1, 16, 64),
     clients: tuple[int, ...] = (1, 4, 16),
     requests_per_cell: int = 1000,

@@ -127,8 +127,8 @@ SCALES = {
     ),
 }
 
-UR3_POSITION_MODELS = ("ur3_cvae", "ur3_cgan", "ur3_cinn", "ur3_cemssl_position", "ur3_cvae_cemssl", "ur3_cgan_cemssl", "ur3_cinn_cemssl")
-PAPER_000_TABLE_II_MM = {"ur3_cvae": 11.45, "ur3_cgan": 4.78, "ur3_cinn": 1.73, "ur3_cemssl_position": 0.02, "ur3_cvae_cemssl": 0.02, "ur3_cgan_cemssl": 0.02, "ur3_cinn_cemssl": 0.02}
+UR3_POSITION_MODELS = ("ur3_cvae", "ur3_cgan", "ur3_cinn", "ur3_fkloss_position", "ur3_cvae_cemssl_fk", "ur3_cgan_cemssl_fk", "ur3_cinn_cemssl_fk")
+PAPER_000_TABLE_II_MM = {"ur3_cvae": 11.45, "ur3_cgan": 4.78, "ur3_cinn": 1.73, "ur3_fkloss_position": 0.02, "ur3_cvae_cemssl_fk": 0.02, "ur3_cgan_cemssl_fk": 0.02, "ur3_cinn_cemssl_fk": 0.02}
 PAPER_003_TABLE_II_MM = {("emssl", 90): 2.8, ("emssl", 180): 17.8, ("cgan", 90): 4.8, ("cgan", 180): 25.7}
 PAPER_003_TABLE_III_S = {"none": 61.4, "batch": 5.1, "vectorized": 57.8, "both": 2.0}
 
@@ -312,7 +312,7 @@ def section_ur3_position(ctx: Context) -> dict:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, pe in errors.items():
         v = np.sort(pe.numpy() * 1e3)
-        ax.plot(v, np.linspace(0, 1, len(v)), label=name, ls="--" if name.endswith("_cemssl") else "-")
+        ax.plot(v, np.linspace(0, 1, len(v)), label=name, ls="--" if name.endswith("_cemssl_fk") else "-")
     ax.set_xscale("log")
     ax.set_xlabel("position error [mm] (model alone)")
     ax.set_ylabel("fraction of targets")
@@ -328,15 +328,15 @@ def section_ur3_position(ctx: Context) -> dict:
     base = ["ur3_cvae", "ur3_cgan", "ur3_cinn"]
     x = np.arange(len(base))
     before = [rows[b]["position_error_mm"]["mean"] for b in base]
-    after = [rows[b + "_cemssl"]["position_error_mm"]["mean"] for b in base]
+    after = [rows[b + "_cemssl_fk"]["position_error_mm"]["mean"] for b in base]
     ax.bar(x - 0.2, before, 0.4, label="pretrained")
-    ax.bar(x + 0.2, after, 0.4, label="+ CEMSSL fine-tuning")
-    ax.axhline(rows["ur3_cemssl_position"]["position_error_mm"]["mean"], color="k", ls=":", label="CEMSSL from scratch")
+    ax.bar(x + 0.2, after, 0.4, label="+ CEMSSL fine-tuning with FK-loss term")
+    ax.axhline(rows["ur3_fkloss_position"]["position_error_mm"]["mean"], color="k", ls=":", label="FK loss from scratch (ur3_fkloss_position)")
     ax.set_xticks(x, [b.replace("ur3_", "").upper() for b in base])
     ax.set_yscale("log")
     ax.set_ylabel("mean position error [mm]")
     ax.legend(fontsize=8)
-    ax.set_title("Unified framework: before / after CEMSSL fine-tuning")
+    ax.set_title("Unified framework: before / after fine-tuning (CEMSSL + FK-loss term)")
     fig.tight_layout()
     fig.savefig(ctx.figure("ur3_finetune_bars.png"), dpi=110)
     plt.close(fig)
@@ -344,11 +344,11 @@ def section_ur3_position(ctx: Context) -> dict:
     # arm overlays: one target, two samples per ensemble member, one colour per member
     from .plots import plot_arm_overlays
 
-    model, _ = load_checkpoint("ur3_cemssl_position", chain)
+    model, _ = load_checkpoint("ur3_fkloss_position", chain)
     M = model.num_members
     res = model.sample(targets.position[:1], None, 2 * M, generator=torch.Generator().manual_seed(ctx.seed + 3))
     q = res.q[0].double()
-    plot_arm_overlays(chain, q, targets.position[0].tolist(), ctx.figure("ur3_position_overlays.png"), labels=[f"member {int(m)}" for m in res.member[0]], title="ur3_cemssl_position: 2 samples per ensemble member, one target")
+    plot_arm_overlays(chain, q, targets.position[0].tolist(), ctx.figure("ur3_position_overlays.png"), labels=[f"member {int(m)}" for m in res.member[0]], title="ur3_fkloss_position: 2 samples per ensemble member, one target")
     out["figures"]["overlays"] = "results/ur3_position_overlays.png"
     # workspace cross-section (x-z plane through the base axis) of the CEMSSL model's error
     n = s.cross_section
@@ -370,7 +370,7 @@ def section_ur3_position(ctx: Context) -> dict:
     ax.set_aspect("equal")
     ax.set_xlabel("x [m]")
     ax.set_ylabel("z [m]")
-    ax.set_title("ur3_cemssl_position error, plane y = 0 (model alone)")
+    ax.set_title("ur3_fkloss_position error, plane y = 0 (model alone)")
     fig.tight_layout()
     fig.savefig(ctx.figure("ur3_position_cross_section.png"), dpi=110)
     plt.close(fig)
@@ -522,7 +522,7 @@ def section_ur3_pose(ctx: Context) -> dict:
     chain = load_robot("ur3")
     targets = sample_targets(chain, s.pose_targets, torch.Generator().manual_seed(ctx.seed + EVAL_SEED_OFFSET + 1))
     P, R = targets.position, targets.rotation
-    model, _ = load_checkpoint("ur3_cemssl_pose", chain)
+    model, _ = load_checkpoint("ur3_regression_pose", chain)
     raw = evaluate_precision(model, chain, targets=targets, seed=ctx.seed)
     out: dict = {"targets": s.pose_targets, "raw_model": {"position_error_mm": summarize(raw.position_error.flatten() * 1e3), "orientation_error_deg": summarize(torch.rad2deg(raw.orientation_error.flatten())), "in_limits_fraction": float(raw.in_limits.double().mean())}, "solvers": {}}
     solver = IKSolver(model, chain, seed=ctx.seed)
@@ -558,7 +558,7 @@ def section_ur3_pose(ctx: Context) -> dict:
     r = solver.solve(P[:1], R[:1], options=SolverOptions(num_solutions=8))
     q = r.solutions[0][r.valid[0]]
     if len(q):
-        plot_arm_overlays(chain, q, P[0].tolist(), ctx.figure("ur3_pose_overlays.png"), labels=[f"class {int(b)}" for b in r.branch[0][r.valid[0]]], title=f"ur3_cemssl_pose + refinement: {len(q)} distinct solutions of one pose")
+        plot_arm_overlays(chain, q, P[0].tolist(), ctx.figure("ur3_pose_overlays.png"), labels=[f"class {int(b)}" for b in r.branch[0][r.valid[0]]], title=f"ur3_regression_pose + refinement: {len(q)} distinct solutions of one pose")
         out["figures"] = {"overlays": "results/ur3_pose_overlays.png"}
     return out
 
@@ -583,8 +583,8 @@ def section_speed(ctx: Context) -> dict:
     Bmax = max(s.speed_batches)
     targets = sample_targets(chain, Bmax, torch.Generator().manual_seed(ctx.seed + 77))
     P, R = targets.position, targets.rotation
-    pose_model, _ = load_checkpoint("ur3_cemssl_pose", chain)
-    pos_model, _ = load_checkpoint("ur3_cemssl_position", chain)
+    pose_model, _ = load_checkpoint("ur3_regression_pose", chain)
+    pos_model, _ = load_checkpoint("ur3_fkloss_position", chain)
     pose_solver, pos_solver = IKSolver(pose_model, chain), IKSolver(pos_model, chain)
     pose_solver.warmup()
     pos_solver.warmup()
@@ -633,7 +633,7 @@ def section_hard_targets(ctx: Context) -> dict:
     """The shipped pose model, ur-analytic-ik and TRAC-IK on near-singular UR3 targets (K = 32)."""
     from .bench_solver import run_hard_target_benchmark
 
-    model, _ = load_checkpoint("ur3_cemssl_pose", load_robot("ur3"))
+    model, _ = load_checkpoint("ur3_regression_pose", load_robot("ur3"))
     return {"targets_per_set": ctx.scale.hard_targets, "k": 32, "sets": run_hard_target_benchmark(model, ctx.scale.hard_targets, 32, seed=ctx.seed)}
 
 
@@ -797,10 +797,10 @@ def render_markdown(report: dict) -> str:
         mods = s["models"]
         ratios = []
         for b in ("ur3_cvae", "ur3_cgan", "ur3_cinn"):
-            before, after = mods[b]["position_error_mm"]["mean"], mods[b + "_cemssl"]["position_error_mm"]["mean"]
+            before, after = mods[b]["position_error_mm"]["mean"], mods[b + "_cemssl_fk"]["position_error_mm"]["mean"]
             ratios.append(f"{b.replace('ur3_', '').upper()} {before:.1f} -> {after:.1f} mm ({before / after:.2f}x)")
-        ours = mods["ur3_cemssl_position"]["position_error_mm"]["mean"]
-        worst = max(mods[b + "_cemssl"]["position_error_mm"]["mean"] for b in ("ur3_cvae", "ur3_cgan", "ur3_cinn"))
+        ours = mods["ur3_fkloss_position"]["position_error_mm"]["mean"]
+        worst = max(mods[b + "_cemssl_fk"]["position_error_mm"]["mean"] for b in ("ur3_cvae", "ur3_cgan", "ur3_cinn"))
         gap = "the fine-tuned baselines'" if ours <= 0.02 else "the"
         L += [
             "Fine-tuning by CEMSSL (the unified framework): " + "; ".join(ratios) + ". The paper reports 2-3 orders of magnitude and 0.02 mm for every model; "

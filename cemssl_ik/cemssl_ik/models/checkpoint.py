@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import math
 import os
 import tempfile
@@ -41,7 +42,17 @@ from .checkpoint_format import (
 )
 from .generators import IKGenerator, build_generator
 
-__all__ = ["FORMAT_VERSION", "CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_metadata", "resolve_model_path", "atomic_write_bytes"]
+__all__ = ["FORMAT_VERSION", "CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_metadata", "resolve_model_path", "atomic_write_bytes", "DEPRECATED_MODEL_NAMES"]
+
+# Shipped models renamed to say which method produced their weights (the files are the same bytes):
+# old name -> current name.  The old names still load, with a one-line warning.
+DEPRECATED_MODEL_NAMES = {
+    "ur3_cemssl_position": "ur3_fkloss_position",
+    "ur3_cemssl_pose": "ur3_regression_pose",
+    "ur3_cgan_cemssl": "ur3_cgan_cemssl_fk",
+    "ur3_cvae_cemssl": "ur3_cvae_cemssl_fk",
+    "ur3_cinn_cemssl": "ur3_cinn_cemssl_fk",
+}
 
 
 @dataclass(frozen=True)
@@ -136,7 +147,7 @@ def _package_version() -> str:
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
-    """A shipped model name (``ur3_cemssl_position``) or a checkpoint path -> the weights path."""
+    """A shipped model name (``ur3_fkloss_position``) or a checkpoint path -> the weights path."""
     try:
         weights, meta = _paths(name_or_path)
         if weights.exists() or meta.exists() or os.sep in str(name_or_path) or str(name_or_path).endswith((".safetensors", ".json")):
@@ -145,8 +156,12 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
         raise CheckpointError(f"no checkpoint {str(name_or_path)[:200]!r}: {exc}") from exc
     from ..kinematics.robots import find_package_file
 
+    name = str(name_or_path)
+    if name in DEPRECATED_MODEL_NAMES:
+        name = DEPRECATED_MODEL_NAMES[name]
+        logging.getLogger(__name__).warning("model name %r is deprecated: it is now %r (same weights)", str(name_or_path), name)
     try:
-        return _paths(find_package_file(f"models/{name_or_path}.json"))[0]
+        return _paths(find_package_file(f"models/{name}.json"))[0]
     except (FileNotFoundError, OSError, ValueError):
         raise CheckpointError(f"no checkpoint {str(name_or_path)[:200]!r}: not a file, and not a shipped model name (see cemssl_ik/models/README.md)") from None
 

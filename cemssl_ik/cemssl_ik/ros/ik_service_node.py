@@ -55,7 +55,7 @@ __all__ = ["IKServiceNode", "PARAMETERS", "main"]
 
 PARAMETERS = {
     # name: (default, description)
-    "model": ("ur3_cemssl_pose", "shipped model name or checkpoint path"),
+    "model": ("ur3_regression_pose", "shipped model name or checkpoint path"),
     "robot_description": ("", "URDF XML of the robot (default: the checkpoint's built-in robot, e.g. ur3)"),
     "robot_description_file": ("", "path to the robot's URDF (alternative to robot_description)"),
     "robot_description_topic": ("/robot_description", "std_msgs/String URDF topic (transient local); a new description reloads the model ('' disables)"),

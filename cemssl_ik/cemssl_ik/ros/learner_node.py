@@ -61,7 +61,7 @@ __all__ = ["LearnerNode", "PARAMETERS", "main"]
 
 PARAMETERS = {
     # name: (default, description)
-    "model": ("ur3_cemssl_position", "model to adapt (shipped name or checkpoint path; a model without branch classes)"),
+    "model": ("ur3_fkloss_position", "model to adapt (shipped name or checkpoint path; a model without branch classes)"),
     "output_dir": ("", "where samples, checkpoints and URDFs go ('' = $ROS_HOME/cemssl_learner, default ~/.ros/cemssl_learner)"),
     "forward_model": ("sim", "the robot: sim (built-in MuJoCo UR3, in process), robot (ros2_control over ROS 2) or analytic (perturbed FK)"),
     "controller": ("joint_trajectory_controller", "robot: joint trajectory controller (scaled_joint_trajectory_controller on the real UR)"),
@@ -235,7 +235,7 @@ class LearnerNode(Node):
         model, _ = load_checkpoint(p["model"], self.chain)
         if model.num_classes:
             goal_handle.abort()
-            result.message = f"model {p['model']!r} has branch classes, which FK-loss fine-tuning cannot teach; use a model without them (e.g. ur3_cemssl_position)"
+            result.message = f"model {p['model']!r} has branch classes, which FK-loss fine-tuning cannot teach; use a model without them (e.g. ur3_fkloss_position)"
             return result
         config = AdaptationConfig(
             identify_moves=p["identify_moves"], eval_targets=p["eval_targets"], train_minutes=p["train_minutes"],
