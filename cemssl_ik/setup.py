@@ -13,16 +13,21 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*"]),
+    # the training recipes, one per shipped model (cemssl-ik train --recipe NAME)
+    package_data={package_name: ["recipes/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
         data("launch", "launch/*.launch.py"),
         data("config", "config/*.yaml"),
         data("urdf", "urdf/*.urdf"),
-        # weights + metadata; a CEMSSL run's resume state (NAME.state.safetensors) stays out of the install
+        # weights + metadata; a CEMSSL run's resume state (NAME.state.safetensors) and the learning
+        # curves (NAME.curves.json, not needed to load) stay out of the install
         (
             f"share/{package_name}/models",
-            sorted(p for p in glob("models/*.safetensors") if not p.endswith(".state.safetensors")) + sorted(glob("models/*.json")) + ["models/README.md"],
+            sorted(p for p in glob("models/*.safetensors") if not p.endswith(".state.safetensors"))
+            + sorted(p for p in glob("models/*.json") if not p.endswith(".curves.json"))
+            + ["models/README.md"],
         ),
     ],
     python_requires=">=3.10",

@@ -3,7 +3,7 @@
 Subcommands:
     fk            forward kinematics of one configuration
     ik-analytic   all closed-form solutions of a UR3 pose
-    train         train an inverse model (CEMSSL, EMSSL, CVAE, CGAN, CINN, unsupervised) or fine-tune one
+    train         train a model by a recipe (phases: pretrain, fkloss, cemssl, residual), from scratch or a checkpoint
     eval          precision of a model alone on held-out targets
     bench fk      FK throughput vs a reference library
 """
@@ -140,29 +140,82 @@ def _cmd_bench_fk(args: argparse.Namespace) -> int:
     return 0
 
 
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive widths, got {text!r}")
-    return values
+#: `train` flags replaced by recipe keys (`--set KEY=VALUE`); using one names its replacement
+_REMOVED_TRAIN_FLAGS = {
+    "--robot": "robot",
+    "--base": "base_link",
+    "--tip": "tip_link",
+    "--seed": "seed (model initialization) and KIND.seed (each phase)",
+    "--method": "model.method",
+    "--pose": "model.target=pose",
+    "--members": "model.members",
+    "--latent-dim": "model.latent_dim",
+    "--hidden": "model.hidden",
+    "--activation": "model.activation",
+    "--kl-weight": "model.kl_weight",
+    "--coupling-blocks": "model.coupling_blocks",
+    "--branches": "model.branches",
+    "--base-symmetry": "model.base_symmetry, or finetune.base_symmetry when fine-tuning",
+    "--finetune": "finetune.parent",
+    "--steps": "pretrain.steps or fkloss.steps",
+    "--pretrain-steps": "pretrain.steps",
+    "--pretrain-lr": "pretrain.lr",
+    "--warmup-steps": "fkloss.steps",
+    "--warmup-lr": "fkloss.lr",
+    "--bf16-fraction": "fkloss.bf16_fraction",
+    "--ema-decay": "fkloss.ema_decay",
+    "--fk-loss": "fkloss.position_loss, residual.position_loss or cemssl.fk_position_loss",
+    "--fk-loss-scale": "fkloss.distance_scale, residual.distance_scale or cemssl.fk_distance_scale (metres)",
+    "--iterations": "cemssl.iterations",
+    "--epochs": "cemssl.epochs",
+    "--samples-per-iteration": "cemssl.samples_per_iteration",
+    "--exploration": "cemssl.exploration_noise",
+    "--plain-targets": "cemssl.projected_targets=false",
+    "--no-keep-best": "cemssl.keep_best=false",
+    "--fk-loss-weight": "cemssl.fk_loss_weight",
+    "--fk-loss-targets": "cemssl.fk_loss_targets",
+    "--lr-warmup": "cemssl.lr_warmup",
+    "--weight-decay": "cemssl.weight_decay",
+    "--cemssl-bf16-fraction": "cemssl.bf16_fraction",
+    "--residual-stage": "residual.stage",
+    "--residual-scale": "residual.scale",
+    "--residual-steps": "residual.steps",
+    "--residual-lr": "residual.lr",
+    "--residual-minutes": "residual.max_seconds (seconds)",
+    "--batch-size": "KIND.batch_size or cemssl.training_batch",
+    "--adam-eps": "KIND.adam_eps",
+    "--lr": "KIND.lr",
+    "--lr-final": "KIND.lr_final",
+    "--eval-every": "KIND.eval_every",
+    "--max-minutes": "KIND.max_seconds (seconds)",
+}
+
+
+class _RemovedFlag(argparse.Action):
+    """A `train` flag that recipes replaced: refused with the `--set` key to use instead."""
+
+    def __init__(self, option_strings, dest, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(option_strings, dest, nargs="?", help=argparse.SUPPRESS)
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+        parser.error(f"{option_string} was replaced by training recipes: use --set {_REMOVED_TRAIN_FLAGS[option_string]}=VALUE with --recipe (see cemssl_ik/recipes/)")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import dataclasses
     import shlex
 
     import torch
+    import yaml
 
+    from .evaluation.precision import evaluate_precision
     from .kinematics import load_robot
-    from .learning.cemssl import CEMSSLConfig
-    from .learning.pipeline import TrainRequest, train_model
-    from .learning.supervised import SupervisedConfig
-    from .learning.unsupervised import UnsupervisedConfig
-    from .models import ModelConfig
+    from .learning.pipeline import TrainOptions, train_model
+    from .learning.recipe import apply_overrides, load_recipe
 
+    recipe = apply_overrides(load_recipe(args.recipe), args.set)
+    if args.show:
+        print(yaml.safe_dump(recipe.to_dict(), sort_keys=False), end="")
+        return 0
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise CLIError("--device cuda requested but torch sees no CUDA device")
     # Flush subnormals for the whole process, before torch's first parallel region starts its
@@ -171,129 +224,40 @@ def _cmd_train(args: argparse.Namespace) -> int:
     torch.set_flush_denormal(True)
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    chain = load_robot(args.robot, args.base, args.tip)
-    method = args.method
-    latent = args.latent_dim if args.latent_dim is not None else (0 if method == "emssl" else (chain.dof if method == "cinn" else 6))
-    members = args.members if args.members is not None else (6 if method in ("cemssl",) else 1)
-    model_cfg = ModelConfig(
-        method=method,
-        target="pose" if args.pose else "position",
-        latent_dim=latent,
-        members=members,
-        hidden=args.hidden,
-        output=args.output or ("sigmoid" if method == "cinn" else "biternion"),
-        kl_weight=args.kl_weight,
-        coupling_blocks=args.coupling_blocks,
-        branches=args.branches,
-        activation=args.activation,
-        base_symmetry=args.base_symmetry,
-        residual_stage=args.residual_stage,
-        residual_scale=args.residual_scale,
-    )
-    if args.branches and args.warmup_steps:
-        raise CLIError("--warmup-steps (FK loss) cannot teach branch classes; use --pretrain-steps with --branches")
-    if not args.fk_loss_scale >= 0 or (args.fk_loss_scale and args.fk_loss != "distance"):
-        raise CLIError(f"--fk-loss-scale must be >= 0 and needs --fk-loss distance, got {args.fk_loss_scale} with --fk-loss {args.fk_loss}")
-    finetuning = args.finetune is not None
-    cem = CEMSSLConfig(
-        iterations=args.iterations,
-        epochs=args.epochs,
-        samples_per_iteration=args.samples_per_iteration,
-        training_batch=args.batch_size,
-        lr=args.lr if args.lr is not None else (3e-4 if finetuning or args.pretrain_steps else 1.5e-3),
-        lr_final=args.lr_final,
-        exploration_noise=0.0 if finetuning or args.warmup_steps or args.pretrain_steps else args.exploration,
-        fk_loss_weight=args.fk_loss_weight,
-        fk_position_loss=args.fk_loss,
-        fk_distance_scale=args.fk_loss_scale / 1000,
-        fk_loss_targets=args.fk_loss_targets,
-        weight_decay=args.weight_decay,
-        lr_warmup=args.lr_warmup,
-        adam_eps=args.adam_eps,
-        bf16_fraction=args.cemssl_bf16_fraction,
-        projected_targets=not args.plain_targets,
-        keep_best=not args.no_keep_best,
-        eval_every=args.eval_every,
-        max_seconds=args.max_minutes * 60,
-        seed=args.seed,
-    )
-    sup = SupervisedConfig(steps=args.steps, batch_size=args.batch_size * 2, lr=args.lr or 1e-3, lr_final=args.lr_final, eval_every=max(1, args.steps // 10), max_seconds=args.max_minutes * 60, seed=args.seed)
-    uns = UnsupervisedConfig(
-        steps=args.steps,
-        batch_size=args.batch_size * 2,
-        lr=args.lr or 1e-3,
-        lr_final=args.lr_final,
-        position_loss=args.fk_loss,
-        distance_scale=args.fk_loss_scale / 1000,
-        eval_every=max(1, args.steps // 10),
-        max_seconds=args.max_minutes * 60,
-        seed=args.seed,
-        adam_eps=args.adam_eps,
-        bf16_fraction=args.bf16_fraction,
-        ema_decay=args.ema_decay,
-    )
-    if args.pretrain_steps:
-        sup = dataclasses.replace(sup, lr=args.pretrain_lr)
-    if args.warmup_lr is not None:
-        if not args.warmup_lr > 0:
-            raise CLIError(f"--warmup-lr must be > 0, got {args.warmup_lr}")
-        uns = dataclasses.replace(uns, lr=args.warmup_lr)
-    if bool(args.residual_stage) != bool(args.residual_steps):
-        raise CLIError("--residual-stage and --residual-steps go together: the stage does nothing until its steps train it")
-    if args.residual_steps < 0 or not args.residual_lr > 0 or (args.residual_minutes is not None and not args.residual_minutes > 0):
-        raise CLIError(f"--residual-steps must be >= 0, --residual-lr and --residual-minutes > 0, got {args.residual_steps}, {args.residual_lr}, {args.residual_minutes}")
-    residual = dataclasses.replace(
-        uns,
-        lr=args.residual_lr,
-        bf16_fraction=0.0,
-        eval_every=max(1, args.residual_steps // 10),
-        max_seconds=(args.max_minutes if args.residual_minutes is None else args.residual_minutes) * 60,
-    )
-    req = TrainRequest(
-        method,
-        model_cfg,
-        cem,
-        sup,
-        uns,
-        args.warmup_steps,
-        args.finetune,
-        args.out,
-        args.resume,
-        args.device,
-        "float32",
-        "cemssl-ik " + shlex.join(sys.argv[1:]),
-        pretrain_steps=args.pretrain_steps,
-        residual_steps=args.residual_steps,
-        residual=residual,
-    )
+    chain = load_robot(recipe.robot, recipe.base_link, recipe.tip_link)
+
+    def evaluate(model) -> dict:
+        rep = evaluate_precision(model, chain, num_targets=1000, seed=recipe.seed).to_dict()
+        return {k: rep[k] for k in ("position_error_mm", "orientation_error_deg", "in_limits_fraction", "num_targets") if k in rep}
+
+    out = args.output or f"out/{recipe.name}"
+    options = TrainOptions(out=out, device=args.device, resume=args.resume, command="cemssl-ik " + shlex.join(sys.argv[1:]), evaluate=evaluate)
 
     from tqdm import tqdm
 
-    bars: dict[str, tqdm] = {}
+    bar: list = [None, None]  # current phase, its progress bar
 
     def report(phase: str, info: dict) -> None:
-        total = info.get("iterations") or info.get("steps")
-        bar = bars.get(phase)
-        if bar is None:
-            for b in bars.values():
-                b.close()
-            bar = bars[phase] = tqdm(total=total, desc=phase, unit="it" if phase == "cemssl" else "step", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
-        err = info.get("eval_error_mean")
+        if bar[0] != phase:
+            if bar[1] is not None:
+                bar[1].close()
+            total = info.get("iterations") or info.get("steps")
+            bar[:] = [phase, tqdm(total=total, desc=phase, unit="it" if phase == "cemssl" else "step", file=sys.stderr, dynamic_ncols=True, mininterval=1.0)]
+        b = bar[1]
         if phase == "cemssl":
-            bar.set_postfix(sampled_mm=f"{info['sampled_error_mean'] * 1e3:.3f}", lr=f"{info['lr']:.1e}", refresh=False)
+            b.set_postfix(sampled_mm=f"{info['sampled_error_mean'] * 1e3:.3f}", lr=f"{info['lr']:.1e}", refresh=False)
         else:
-            bar.set_postfix(loss=f"{info.get('loss', float('nan')):.3e}", refresh=False)
+            b.set_postfix(loss=f"{info.get('loss', float('nan')):.3e}", refresh=False)
         # update() redraws at most once per mininterval (a redraw per step floods a log file)
-        bar.update(info.get("iteration", info.get("step", 0)) - bar.n)
-        if err is not None:
-            tqdm.write(f"[{phase}] {bar.n}/{total}: held-out mean position error {err * 1e3:.4f} mm", file=sys.stderr)
+        b.update(info.get("iteration", info.get("step", 0)) - b.n)
+        if info.get("eval_error_mean") is not None:
+            tqdm.write(f"[{phase}] {b.n}/{b.total}: held-out mean position error {info['eval_error_mean'] * 1e3:.4f} mm", file=sys.stderr)
 
-    result = train_model(chain, req, report)
-    for b in bars.values():
-        b.close()
+    result = train_model(chain, recipe, options, report)
+    if bar[1] is not None:
+        bar[1].close()
     final = result.summary
-    print(f"saved {result.path} (and {result.path.with_suffix('.json').name}); {final['wall_seconds'] / 60:.1f} min")
+    print(f"saved {result.path} (and {result.path.with_suffix('.json').name}); trained by {final['trained_by']}; {final['wall_seconds'] / 60:.1f} min")
     return 0
 
 
@@ -575,107 +539,16 @@ def build_parser() -> argparse.ArgumentParser:
     ik.add_argument("pose", nargs=7, type=float, metavar="X_Y_Z_QX_QY_QZ_QW", help="position (m) and unit quaternion x y z w")
     ik.set_defaults(func=_cmd_ik_analytic)
 
-    tr = sub.add_parser("train", help="train an inverse model, or fine-tune one with CEMSSL (--finetune)")
-    tr.add_argument("--robot", default="ur3", help="ur3, planarN, artificialN or a URDF path")
-    tr.add_argument("--base", default=None, help="base link")
-    tr.add_argument("--tip", default=None, help="tip link")
-    tr.add_argument("--method", default="cemssl", choices=["cemssl", "emssl", "cvae", "cgan", "cinn", "unsupervised"])
-    tr.add_argument("--pose", action="store_true", help="full-pose targets (position + orientation)")
-    tr.add_argument("--finetune", default=None, metavar="CKPT", help="fine-tune this checkpoint with CEMSSL iterations")
-    tr.add_argument("--out", required=True, help="checkpoint path to write (PATH.safetensors + PATH.json)")
-    tr.add_argument("--resume", action="store_true", help="continue the CEMSSL run saved at --out")
-    tr.add_argument("--members", type=int, default=None, help="ensemble size (default 6 for cemssl, else 1)")
-    tr.add_argument("--latent-dim", type=int, default=None, help="latent dimension (default 6; 0 for emssl; dof for cinn)")
-    tr.add_argument("--hidden", type=_int_list, default=(1024, 512, 256, 128), help="hidden widths, comma-separated (default 1024,512,256,128)")
-    tr.add_argument("--activation", choices=["relu", "silu", "gelu", "tanh", "leaky_relu"], default="relu", help="hidden activation (default relu)")
-    tr.add_argument(
-        "--base-symmetry",
-        action="store_true",
-        help="exploit the first joint's symmetry: the network sees targets turned onto one half-plane about its axis and outputs the first joint relative to the target's azimuth (needs a revolute first joint with a full-turn range, e.g. UR); with --finetune: gives a checkpoint without it the symmetry, its weights kept (it starts from its own solutions on one half-plane)",
-    )
-    tr.add_argument("--output", choices=["sigmoid", "biternion"], default=None, help="joint output encoding (default biternion; sigmoid for cinn)")
-    tr.add_argument("--kl-weight", type=float, default=1e-3, help="CVAE KL weight")
-    tr.add_argument("--coupling-blocks", type=int, default=8, help="CINN coupling blocks")
-    tr.add_argument("--iterations", type=int, default=200, help="CEMSSL iterations T")
-    tr.add_argument("--epochs", type=int, default=10, help="CEMSSL epochs E per iteration")
-    tr.add_argument("--samples-per-iteration", type=int, default=4096, help="CEMSSL samples per member per iteration")
-    tr.add_argument("--batch-size", type=int, default=128, help="training batch per member (supervised / unsupervised use twice this)")
-    tr.add_argument("--steps", type=int, default=20000, help="optimizer steps of supervised / unsupervised training")
-    tr.add_argument("--warmup-steps", type=int, default=0, help="FK-loss steps (paper 002; --warmup-lr, --fk-loss, --bf16-fraction) before the CEMSSL iterations: a warm start from scratch, or a first fine-tuning phase of the --finetune model")
-    tr.add_argument("--pretrain-steps", type=int, default=0, help="regression steps on FK samples (motor babbling) before CEMSSL from scratch")
-    tr.add_argument("--warmup-lr", type=float, default=None, help="initial learning rate of --warmup-steps (decays to --lr-final; default: --lr, else 1e-3); CEMSSL then starts at --lr")
-    tr.add_argument("--pretrain-lr", type=float, default=1e-3, help="initial learning rate of --pretrain-steps (decays to --lr-final); CEMSSL then starts at --lr (default 3e-4)")
-    tr.add_argument(
-        "--branches",
-        default="",
-        metavar="SPEC",
-        help="give cemssl / emssl models a discrete branch class in the latent: a UR model (ur3, ...) or sin:i,j,... (see kinematics/branches.py)",
-    )
-    tr.add_argument("--exploration", type=float, default=0.25, help="initial exploration noise of CEMSSL from scratch")
-    tr.add_argument("--plain-targets", action="store_true", help="train CEMSSL on the observed joints exactly as paper 000 (default: null-space-projected targets)")
-    tr.add_argument("--no-keep-best", action="store_true", help="keep the last CEMSSL weights instead of the best evaluated ones")
-    tr.add_argument("--fk-loss-weight", type=float, default=0.0, help="weight of the unsupervised FK-loss term inside CEMSSL")
-    tr.add_argument(
-        "--fk-loss",
-        choices=("squared", "distance", "gauss-newton"),
-        default="squared",
-        help="form of the FK loss (unsupervised, --warmup-steps, --fk-loss-weight): squared tip distance; the distance itself (minimizes the mean error rather than the mean squared error); or the Gauss-Newton form (trains along damped least-squares joint steps)",
-    )
-    tr.add_argument(
-        "--fk-loss-scale",
-        type=float,
-        default=0.0,
-        metavar="MM",
-        help="with --fk-loss distance: add d^2 / (2 MM), so that misses far beyond MM millimetres weigh in proportion to their error as in the squared loss (default 0: the distance alone)",
-    )
-    tr.add_argument(
-        "--fk-loss-targets",
-        choices=("desired", "reached"),
-        default="desired",
-        help="targets of the --fk-loss-weight term: the sampled ones (a second network pass per step) or the reached ones the CEMSSL term trains on (shares its pass)",
-    )
-    tr.add_argument("--lr-warmup", type=int, default=0, metavar="N", help="CEMSSL iterations over which the learning rate ramps up linearly to --lr (default 0: none)")
-    tr.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay of the CEMSSL iterations (AdamW; default 0: Adam)")
-    tr.add_argument("--adam-eps", type=float, default=1e-8, help="Adam's epsilon of FK-loss training (unsupervised, --warmup-steps) and CEMSSL iterations (default 1e-8, torch's; the FK loss is in m^2 and most of its gradients fall below 1e-8 once the model is sub-millimetre precise; the shipped position model used 1e-16)")
-    tr.add_argument(
-        "--bf16-fraction",
-        type=float,
-        default=0.0,
-        metavar="F",
-        help="FK-loss training (unsupervised, --warmup-steps): run the hidden layers' matrix products in bfloat16 for the first F of the run (by steps or --max-minutes; weights and optimizer stay float32). 1.5x faster steps on CPUs with AMX/AVX512-BF16 while the model is coarse; slower on CPUs without bfloat16 units (default 0: never)",
-    )
-    tr.add_argument(
-        "--ema-decay",
-        type=float,
-        default=0.0,
-        metavar="D",
-        help="FK-loss training (unsupervised, --warmup-steps): keep a moving average of the weights (each step moves it 1-D of the way; about the last 1/(1-D) steps), evaluated next to them (the progress lines show the average's error); the phase ends with the better of the two (default 0: none)",
-    )
-    tr.add_argument(
-        "--residual-stage",
-        type=_int_list,
-        default=(),
-        metavar="WIDTHS",
-        help="hidden widths of a residual stage (cemssl / emssl, e.g. 256,256,256): a second network that learns the first one's remaining error at --residual-scale; trained by --residual-steps after every other phase, the first network frozen",
-    )
-    tr.add_argument("--residual-scale", type=float, default=1e-5, help="output scale of the residual stage in normalized output units (default 1e-5)")
-    tr.add_argument("--residual-steps", type=int, default=0, help="FK-loss steps (--fk-loss, --fk-loss-scale, --adam-eps, --ema-decay) training only the --residual-stage network, last (default 0: none)")
-    tr.add_argument("--residual-lr", type=float, default=1e-3, help="initial learning rate of --residual-steps (decays to --lr-final; default 1e-3)")
-    tr.add_argument("--residual-minutes", type=float, default=None, help="wall-time budget of --residual-steps in minutes, on top of --max-minutes, which the phases before it share (default: --max-minutes)")
-    tr.add_argument(
-        "--cemssl-bf16-fraction",
-        type=float,
-        default=0.0,
-        metavar="F",
-        help="the same for the CEMSSL iterations' training phases: bfloat16 hidden products for the first F of the iterations (or of --max-minutes); sampling and evaluation stay float32 (default 0: never)",
-    )
-    tr.add_argument("--lr", type=float, default=None, help="initial learning rate (default 1.5e-3; 3e-4 when fine-tuning or after --pretrain-steps; 1e-3 supervised)")
-    tr.add_argument("--lr-final", type=float, default=1e-5, help="final learning rate (cosine decay)")
-    tr.add_argument("--eval-every", type=int, default=10, help="evaluate every this many CEMSSL iterations")
-    tr.add_argument("--max-minutes", type=float, default=0.0, help="wall-time budget in minutes (0: none)")
+    tr = sub.add_parser("train", help="train a model by a recipe (cemssl_ik/recipes/NAME.yaml or a YAML path)")
+    tr.add_argument("--recipe", required=True, help="shipped recipe name (one per shipped model, e.g. ur3_cgan) or a recipe YAML file")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one recipe field (repeatable): robot=planar3, model.hidden=[32,32], cemssl.iterations=5, phases.0.lr=1e-3")
+    tr.add_argument("--output", "--out", dest="output", default=None, metavar="PATH", help="checkpoint to write: PATH.safetensors, PATH.json, PATH.curves.json (default out/RECIPE)")
+    tr.add_argument("--resume", action="store_true", help="continue the recipe's CEMSSL phase from the trainer state saved at --output")
+    tr.add_argument("--show", action="store_true", help="print the resolved recipe (overrides applied) and exit")
     tr.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     tr.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    tr.add_argument("--seed", type=int, default=0)
+    for flag in _REMOVED_TRAIN_FLAGS:
+        tr.add_argument(flag, action=_RemovedFlag)
     tr.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("eval", help="precision of a model alone (no refinement) on held-out targets")

@@ -145,24 +145,33 @@ def test_cli_trains_a_branch_model_with_pretraining_and_keeps_the_better_start(t
     import subprocess
     import sys
 
+    import yaml
+
     out = tmp_path / "p2"
-    base = [sys.executable, "-m", "cemssl_ik.cli", "train", "--robot", "planar2", "--branches", "sin:1", "--latent-dim", "0", "--members", "1",
-            "--hidden", "64,64", "--threads", "1", "--out", str(out)]
-    bad = subprocess.run([*base, "--warmup-steps", "10"], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "--pretrain-steps" in bad.stderr
-    run = subprocess.run([*base, "--pretrain-steps", "400", "--iterations", "2", "--epochs", "1", "--samples-per-iteration", "256", "--eval-every", "1",
-                          "--lr", "0.05"], capture_output=True, text=True, timeout=300)
+    model = {"branches": "sin:1", "latent_dim": 0, "members": 1, "hidden": [64, 64], "output": "biternion"}
+
+    def recipe(*phases):
+        path = tmp_path / "p2.yaml"
+        path.write_text(yaml.safe_dump({"name": "p2", "robot": "planar2", "model": model, "phases": list(phases)}))
+        return [sys.executable, "-m", "cemssl_ik.cli", "train", "--recipe", str(path), "--threads", "1", "--output", str(out)]
+
+    bad = subprocess.run(recipe({"kind": "fkloss", "steps": 10}), capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "pretrain phase" in bad.stderr
+    run = subprocess.run(recipe({"kind": "pretrain", "steps": 400, "eval_every": 40},
+                                {"kind": "cemssl", "iterations": 2, "epochs": 1, "samples_per_iteration": 256, "eval_every": 1, "lr": 0.05, "exploration_noise": 0.0}),
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     meta = json.loads((tmp_path / "p2.json").read_text())
     assert meta["model_config"]["branches"] == "sin:1"
-    phases = [p["phase"] for p in meta["training"]["phases"]]
+    phases = [p["kind"] for p in meta["training"]["phases"]]
     assert phases == ["pretrain", "cemssl"]
     cem = meta["training"]["phases"][1]
-    assert cem["config"]["exploration_noise"] == 0.0
+    assert meta["training"]["recipe_config"]["phases"][1]["exploration_noise"] == 0.0
     start = cem["initial_eval_error_mean"]
-    evals = [h["eval_error_mean"] for h in cem["history"]]
+    evals = [h["eval_error_mean"] for h in json.loads((tmp_path / "p2.curves.json").read_text())["phases"][1]["history"]]
     # a far too high CEMSSL rate wrecks the pretrained map: the pretrained weights are kept
     assert min(evals) > start and cem["best_eval_error_mean"] is None
+    assert not cem["survived"] and meta["training"]["trained_by"] == "regression"  # the CEMSSL iterations left nothing
     ev = subprocess.run([sys.executable, "-m", "cemssl_ik.cli", "eval", "--model", str(out), "--targets", "1000", "--json"], capture_output=True, text=True, timeout=300)
     assert ev.returncode == 0, ev.stderr
     assert json.loads(ev.stdout)["position_error_mm"]["mean"] == pytest.approx(start * 1e3, rel=0.5)

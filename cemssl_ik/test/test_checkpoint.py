@@ -97,20 +97,40 @@ def test_weights_file_is_not_a_pickle(tmp_path):
     assert not head.startswith(b"\x80") and not head.startswith(b"PK")  # neither pickle nor torch zip
 
 
+def _recipe(tmp_path, name, phases, model=None, finetune=None, robot="planar3"):
+    """A recipe file in ``tmp_path`` (cemssl_ik.learning.recipe); returns its path as a string."""
+    import yaml
+
+    doc = {"name": name, "robot": robot, "phases": phases, **({"model": model} if model else {}), **({"finetune": finetune} if finetune else {})}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def _train(recipe, out, *extra, timeout=300):
+    return subprocess.run([sys.executable, "-m", "cemssl_ik.cli", "train", "--recipe", recipe, "--threads", "1", "--output", str(out), *extra], capture_output=True, text=True, timeout=timeout)
+
+
+def _phase_configs(meta):
+    """kind -> resolved config of each phase, from the recipe the checkpoint records."""
+    return {p["kind"]: p for p in meta["training"]["recipe_config"]["phases"]}
+
+
 def test_cli_train_eval_and_resume(tmp_path):
     """`cemssl-ik train` writes a loadable checkpoint; `eval --json` reports the documented fields."""
     out = tmp_path / "p3"
-    cmd = [sys.executable, "-m", "cemssl_ik.cli", "train", "--robot", "planar3", "--members", "2", "--hidden", "32,32", "--iterations", "3", "--epochs", "1",
-           "--samples-per-iteration", "128", "--eval-every", "0", "--threads", "1", "--out", str(out)]
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    recipe = _recipe(tmp_path, "p3", [{"kind": "cemssl", "iterations": 3, "epochs": 1, "samples_per_iteration": 128, "eval_every": 0}],
+                     model={"members": 2, "hidden": [32, 32], "output": "biternion"})
+    run = _train(recipe, out)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "p3.state.safetensors").is_file()
     meta = json.loads((tmp_path / "p3.json").read_text())
     assert meta["training"]["phases"][-1]["iterations"] == 3
-    resumed = subprocess.run([*cmd[:-2], "--iterations", "5", "--resume", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    resumed = _train(recipe, out, "--set", "cemssl.iterations=5", "--resume")
     assert resumed.returncode == 0, resumed.stderr
     meta = json.loads((tmp_path / "p3.json").read_text())
-    assert meta["training"]["phases"][-1]["iterations"] == 5 and len(meta["training"]["phases"][-1]["history"]) == 5
+    curves = json.loads((tmp_path / "p3.curves.json").read_text())  # the learning curves live in the sidecar
+    assert meta["training"]["phases"][-1]["iterations"] == 5 and len(curves["phases"][-1]["history"]) == 5
     ev = subprocess.run([sys.executable, "-m", "cemssl_ik.cli", "eval", "--model", str(out), "--targets", "50", "--samples", "2", "--json"], capture_output=True, text=True, timeout=300)
     assert ev.returncode == 0, ev.stderr
     data = json.loads(ev.stdout)
@@ -121,42 +141,48 @@ def test_cli_train_eval_and_resume(tmp_path):
     assert bad.returncode == 2 and "needs both" in bad.stderr
 
 
-def test_cli_warmup_lr_is_separate_from_the_cemssl_lr(tmp_path):
-    """`--warmup-lr` sets the FK-loss warm start's rate; CEMSSL keeps `--lr`; a non-positive rate is refused; `--bf16-fraction` is recorded and validated."""
+def test_cli_fkloss_lr_is_separate_from_the_cemssl_lr(tmp_path):
+    """An fkloss phase's `lr` sets the FK-loss warm start's rate; CEMSSL keeps its own; a non-positive rate is refused; `bf16_fraction` is recorded and validated."""
     out = tmp_path / "w"
-    cmd = [sys.executable, "-m", "cemssl_ik.cli", "train", "--robot", "planar3", "--members", "1", "--hidden", "16,16", "--warmup-steps", "4",
-           "--iterations", "2", "--epochs", "1", "--samples-per-iteration", "64", "--lr", "2e-6", "--lr-final", "1e-6", "--eval-every", "0",
-           "--threads", "1", "--out", str(out)]
-    run = subprocess.run([*cmd, "--warmup-lr", "5e-4", "--bf16-fraction", "0.5"], capture_output=True, text=True, timeout=300)
+    recipe = _recipe(tmp_path, "w", [{"kind": "fkloss", "steps": 4}, {"kind": "cemssl", "iterations": 2, "epochs": 1, "samples_per_iteration": 64, "lr": 2e-6, "lr_final": 1e-6, "eval_every": 0}],
+                     model={"members": 1, "hidden": [16, 16], "output": "biternion"})
+    run = _train(recipe, out, "--set", "fkloss.lr=5e-4", "--set", "fkloss.bf16_fraction=0.5")
     assert run.returncode == 0, run.stderr
-    phases = {p["phase"]: p for p in json.loads((tmp_path / "w.json").read_text())["training"]["phases"]}
-    assert phases["warmup"]["config"]["lr"] == 5e-4 and phases["warmup"]["steps"] == 4
-    assert phases["warmup"]["config"]["bf16_fraction"] == 0.5
-    assert phases["cemssl"]["config"]["lr"] == 2e-6
-    bad = subprocess.run([*cmd, "--warmup-lr", "0"], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "--warmup-lr must be > 0" in bad.stderr
-    bad = subprocess.run([*cmd, "--bf16-fraction", "1.5"], capture_output=True, text=True, timeout=120)
+    meta = json.loads((tmp_path / "w.json").read_text())
+    phases, records = _phase_configs(meta), {p["kind"]: p for p in meta["training"]["phases"]}
+    assert phases["fkloss"]["lr"] == 5e-4 and records["fkloss"]["steps"] == 4
+    assert phases["fkloss"]["bf16_fraction"] == 0.5
+    assert phases["cemssl"]["lr"] == 2e-6
+    bad = _train(recipe, out, "--set", "fkloss.lr=0", timeout=120)
+    assert bad.returncode == 2 and "learning rates must be > 0" in bad.stderr
+    bad = _train(recipe, out, "--set", "fkloss.bf16_fraction=1.5", timeout=120)
     assert bad.returncode == 2 and "bf16_fraction must be in [0, 1]" in bad.stderr
+    # a removed flag names the recipe key that replaced it
+    old = subprocess.run([sys.executable, "-m", "cemssl_ik.cli", "train", "--recipe", recipe, "--warmup-lr", "5e-4"], capture_output=True, text=True, timeout=120)
+    assert old.returncode == 2 and "--set fkloss.lr=VALUE" in old.stderr
 
 
 def test_cli_fk_loss_distance_and_scale_reach_both_phases(tmp_path):
-    """`--fk-loss distance --fk-loss-scale MM` is recorded (in metres) for the warm start and the CEMSSL term, `--ema-decay` for the warm start; a scale without the distance loss and a bad decay are refused."""
+    """`position_loss: distance` with `distance_scale` is recorded (in metres) for the warm start and the CEMSSL term, `ema_decay` for the warm start; a scale without the distance loss and a bad decay are refused."""
     out = tmp_path / "d"
-    cmd = [sys.executable, "-m", "cemssl_ik.cli", "train", "--robot", "planar3", "--members", "1", "--hidden", "16,16", "--warmup-steps", "4",
-           "--iterations", "1", "--epochs", "1", "--samples-per-iteration", "64", "--fk-loss-weight", "10", "--eval-every", "0", "--threads", "1", "--out", str(out)]
-    run = subprocess.run([*cmd, "--fk-loss", "distance", "--fk-loss-scale", "0.05", "--ema-decay", "0.5"], capture_output=True, text=True, timeout=300)
+    recipe = _recipe(tmp_path, "d", [
+        {"kind": "fkloss", "steps": 4, "position_loss": "distance", "distance_scale": 5e-5, "ema_decay": 0.5},
+        {"kind": "cemssl", "iterations": 1, "epochs": 1, "samples_per_iteration": 64, "fk_loss_weight": 10, "fk_position_loss": "distance", "fk_distance_scale": 5e-5, "eval_every": 0},
+    ], model={"members": 1, "hidden": [16, 16], "output": "biternion"})
+    run = _train(recipe, out)
     assert run.returncode == 0, run.stderr
-    records = {p["phase"]: p for p in json.loads((tmp_path / "d.json").read_text())["training"]["phases"]}
-    phases = {name: p["config"] for name, p in records.items()}
+    meta = json.loads((tmp_path / "d.json").read_text())
+    records = {p["kind"]: p for p in meta["training"]["phases"]}
+    phases = _phase_configs(meta)
     # the weight average of the warm start is recorded with both errors and the one kept
-    assert phases["warmup"]["ema_decay"] == 0.5 and records["warmup"]["average"]["kept"] in ("average", "trained")
-    assert records["warmup"]["average"]["eval_error_mean_average"] > 0
-    assert phases["warmup"]["position_loss"] == "distance" and phases["warmup"]["distance_scale"] == pytest.approx(5e-5)
+    assert phases["fkloss"]["ema_decay"] == 0.5 and records["fkloss"]["average"]["kept"] in ("average", "trained")
+    assert records["fkloss"]["average"]["eval_error_mean_average"] > 0
+    assert phases["fkloss"]["position_loss"] == "distance" and phases["fkloss"]["distance_scale"] == pytest.approx(5e-5)
     assert phases["cemssl"]["fk_position_loss"] == "distance" and phases["cemssl"]["fk_distance_scale"] == pytest.approx(5e-5)
-    for flags in (["--fk-loss-scale", "0.05"], ["--fk-loss", "distance", "--fk-loss-scale", "-1"]):
-        bad = subprocess.run([*cmd, *flags], capture_output=True, text=True, timeout=120)
-        assert bad.returncode == 2 and "--fk-loss-scale must be >= 0 and needs --fk-loss distance" in bad.stderr
-    bad = subprocess.run([*cmd, "--ema-decay", "1"], capture_output=True, text=True, timeout=120)
+    for flags, message in ((["fkloss.position_loss=squared"], "distance_scale applies to the 'distance' FK loss only"), (["fkloss.distance_scale=-1"], "distance_scale must be >= 0")):
+        bad = _train(recipe, out, *[a for f in flags for a in ("--set", f)], timeout=120)
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+    bad = _train(recipe, out, "--set", "fkloss.ema_decay=1", timeout=120)
     assert bad.returncode == 2 and "ema_decay must be in [0, 1)" in bad.stderr
 
 
@@ -224,48 +250,54 @@ def test_prune_drops_an_imprecise_member_and_keeps_the_others_exactly(tmp_path):
 
 
 def test_cli_finetunes_a_baseline_with_an_fk_loss_phase_and_cemssl(tmp_path):
-    """The unified framework from the CLI: a CVAE pretrained, then fine-tuned by `--warmup-steps` FK-loss steps and CEMSSL iterations (bfloat16 in the first half of them), given the base symmetry; it stays a CVAE."""
-    base = [sys.executable, "-m", "cemssl_ik.cli", "train", "--robot", "planar3", "--method", "cvae", "--hidden", "16,16", "--threads", "1"]
-    pre = subprocess.run([*base, "--steps", "20", "--out", str(tmp_path / "cvae")], capture_output=True, text=True, timeout=300)
+    """The unified framework from the CLI: a CVAE pretrained, then fine-tuned by an fkloss phase and CEMSSL iterations (bfloat16 in the first half of them), given the base symmetry; it stays a CVAE."""
+    pre = _train(_recipe(tmp_path, "cvae", [{"kind": "pretrain", "steps": 20}], model={"method": "cvae", "members": 1, "hidden": [16, 16], "output": "biternion"}), tmp_path / "cvae")
     assert pre.returncode == 0, pre.stderr
-    cmd = [*base, "--finetune", str(tmp_path / "cvae"), "--warmup-steps", "6", "--warmup-lr", "5e-4", "--iterations", "2", "--epochs", "1",
-           "--samples-per-iteration", "64", "--lr", "1e-4", "--eval-every", "1", "--out", str(tmp_path / "ft")]
-    run = subprocess.run([*cmd, "--cemssl-bf16-fraction", "0.5", "--base-symmetry"], capture_output=True, text=True, timeout=300)
+    recipe = _recipe(tmp_path, "ft", [
+        {"kind": "fkloss", "steps": 6, "lr": 5e-4},
+        {"kind": "cemssl", "iterations": 2, "epochs": 1, "samples_per_iteration": 64, "lr": 1e-4, "eval_every": 1, "exploration_noise": 0.0},
+    ], finetune={"parent": str(tmp_path / "cvae"), "base_symmetry": True})
+    run = _train(recipe, tmp_path / "ft", "--set", "cemssl.bf16_fraction=0.5")
     assert run.returncode == 0, run.stderr
     meta = json.loads((tmp_path / "ft.json").read_text())
-    assert meta["method"] == "cvae" and meta["training"]["finetuned_from"]["method"] == "cvae"
-    # --base-symmetry gave the pretrained CVAE the symmetry (it had none), kept in the checkpoint
+    assert meta["method"] == "cvae" and meta["training"]["parent"]["trained_by"] == "cvae"
+    # the parent is referenced by its weights' hash, not by a copy of its record
+    assert meta["training"]["parent"]["weights_sha256"] == json.loads((tmp_path / "cvae.json").read_text())["weights_sha256"]
+    # base_symmetry gave the pretrained CVAE the symmetry (it had none), kept in the checkpoint
     assert not json.loads((tmp_path / "cvae.json").read_text())["model_config"]["base_symmetry"]
     assert meta["model_config"]["base_symmetry"] and meta["training"]["base_symmetry_added"]
     assert "axis" in meta["target_encoder"]
-    phases = [p["phase"] for p in meta["training"]["phases"]]
-    assert phases == ["warmup", "cemssl"]  # no second pretraining: the checkpoint's weights are the start
+    phases = [p["kind"] for p in meta["training"]["phases"]]
+    assert phases == ["fkloss", "cemssl"]  # no second pretraining: the checkpoint's weights are the start
     warm, cem = meta["training"]["phases"]
-    assert warm["steps"] == 6 and warm["config"]["lr"] == 5e-4
-    assert cem["iterations"] == 2 and cem["config"]["lr"] == 1e-4 and cem["config"]["bf16_fraction"] == 0.5
+    configs = _phase_configs(meta)
+    assert warm["steps"] == 6 and configs["fkloss"]["lr"] == 5e-4
+    assert cem["iterations"] == 2 and configs["cemssl"]["lr"] == 1e-4 and configs["cemssl"]["bf16_fraction"] == 0.5
     assert cem["initial_eval_error_mean"] is not None  # keep-best weighed the warm phase's result too
-    bad = subprocess.run([*cmd, "--cemssl-bf16-fraction", "2"], capture_output=True, text=True, timeout=120)
+    bad = _train(recipe, tmp_path / "ft", "--set", "cemssl.bf16_fraction=2", timeout=120)
     assert bad.returncode == 2 and "bf16_fraction must be in [0, 1]" in bad.stderr
 
 
 def test_cli_residual_phase_trains_only_the_residual_stage_of_a_finetuned_model(tmp_path):
-    """`--finetune M --iterations 0 --residual-stage W --residual-steps N`: M's network is kept bit for bit, a
-    residual stage is added and trained for N steps (its own time budget), and the model gets
-    more precise; a stage without steps (or steps without a stage) is refused."""
-    base = [sys.executable, "-m", "cemssl_ik.cli", "train", "--robot", "planar3", "--members", "2", "--hidden", "32,32", "--activation", "silu", "--threads", "1"]
-    pre = subprocess.run([*base, "--warmup-steps", "300", "--warmup-lr", "2e-3", "--iterations", "0", "--fk-loss", "distance", "--out", str(tmp_path / "m")],
-                         capture_output=True, text=True, timeout=300)
+    """A recipe fine-tuning M with a residual phase: M's network is kept bit for bit, a residual
+    stage is added and trained for its steps (its own time budget), and the model gets more
+    precise; a stage of no or non-positive widths and a zero rate are refused."""
+    model = {"members": 2, "hidden": [32, 32], "activation": "silu", "output": "biternion"}
+    pre = _train(_recipe(tmp_path, "m", [{"kind": "fkloss", "steps": 300, "lr": 2e-3, "position_loss": "distance"}], model=model), tmp_path / "m")
     assert pre.returncode == 0, pre.stderr
-    assert [p["phase"] for p in json.loads((tmp_path / "m.json").read_text())["training"]["phases"]] == ["warmup"]  # --iterations 0: no CEMSSL phase
-    cmd = [*base, "--finetune", str(tmp_path / "m"), "--iterations", "0", "--fk-loss", "distance", "--adam-eps", "1e-16", "--lr-final", "1e-5", "--out", str(tmp_path / "r")]
-    run = subprocess.run([*cmd, "--residual-stage", "32,32", "--residual-scale", "0.1", "--residual-steps", "300", "--residual-lr", "3e-3", "--residual-minutes", "5"], capture_output=True, text=True, timeout=300)
+    assert [p["kind"] for p in json.loads((tmp_path / "m.json").read_text())["training"]["phases"]] == ["fkloss"]  # no CEMSSL phase in the recipe: none run
+    residual = {"kind": "residual", "stage": [32, 32], "scale": 0.1, "steps": 300, "lr": 3e-3, "lr_final": 1e-5, "max_seconds": 300, "position_loss": "distance", "adam_eps": 1e-16}
+    recipe = _recipe(tmp_path, "r", [residual], finetune={"parent": str(tmp_path / "m")})
+    run = _train(recipe, tmp_path / "r")
     assert run.returncode == 0, run.stderr
     assert "[residual] 300/300: held-out mean position error" in run.stderr
     meta = json.loads((tmp_path / "r.json").read_text())
     assert meta["model_config"]["residual_stage"] == [32, 32] and meta["model_config"]["residual_scale"] == 0.1
-    assert meta["training"]["residual_stage_added"] == {"hidden": [32, 32], "scale": 0.1}
     (phase,) = meta["training"]["phases"]
-    assert phase["phase"] == "residual" and phase["steps"] == 300 and phase["config"]["train_residual"] and phase["config"]["max_seconds"] == 300
+    assert phase["residual_stage_added"] == {"hidden": [32, 32], "scale": 0.1}
+    config = _phase_configs(meta)["residual"]
+    assert phase["kind"] == "residual" and phase["steps"] == 300 and config["train_residual"] and config["max_seconds"] == 300
+    assert meta["training"]["trained_by"] == "fkloss+residual"
     chain = planar_arm(3)
     first, _ = load_checkpoint(tmp_path / "m", chain)
     refined, _ = load_checkpoint(tmp_path / "r", chain)
@@ -279,14 +311,12 @@ def test_cli_residual_phase_trains_only_the_residual_stage_of_a_finetuned_model(
     after = evaluate_precision(refined, chain, 500, seed=4).position_error.mean()
     assert after < 0.8 * before, f"{before * 1e3:.3f} mm -> {after * 1e3:.3f} mm"
     # a model with a stage refuses another one, before any training
-    other = subprocess.run([*base, "--finetune", str(tmp_path / "r"), "--iterations", "0", "--residual-stage", "16", "--residual-steps", "5", "--out", str(tmp_path / "x")],
-                           capture_output=True, text=True, timeout=120)
+    other = _train(_recipe(tmp_path, "x", [{**residual, "stage": [16], "steps": 5}], finetune={"parent": str(tmp_path / "r")}), tmp_path / "x", timeout=120)
     assert other.returncode == 2 and "already has a residual stage [32, 32]" in other.stderr, other.stderr
     for flags, message in (
-        (["--residual-stage", "32,32"], "--residual-stage and --residual-steps go together"),
-        (["--residual-steps", "10"], "--residual-stage and --residual-steps go together"),
-        (["--residual-stage", "32,0", "--residual-steps", "10"], "expected positive widths"),
-        (["--residual-stage", "32", "--residual-steps", "10", "--residual-lr", "0"], "--residual-lr and --residual-minutes > 0"),
+        (["residual.stage=[]"], "stage must be non-empty positive widths"),
+        (["residual.stage=[32, 0]"], "stage must be non-empty positive widths"),
+        (["residual.lr=0"], "learning rates must be > 0"),
     ):
-        bad = subprocess.run([*cmd, *flags], capture_output=True, text=True, timeout=120)
+        bad = _train(recipe, tmp_path / "r2", *[a for f in flags for a in ("--set", f)], timeout=120)
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr

@@ -1,14 +1,23 @@
-"""One training run of any method, as the CLI and the learner node use it.
+"""Run a training recipe: build (or load) the model, run its phases in order, save the checkpoint.
 
-``train_model`` builds (or loads, for fine-tuning) a model, runs the method's trainer with periodic
-evaluation, saves atomic checkpoints along the way (so an interrupted run keeps its last state and
-CEMSSL runs can resume), and returns the final model with a training summary.
+:func:`train_model` starts from a fresh model of the recipe's architecture or from the checkpoint
+it fine-tunes, then hands the model to one runner per phase (:data:`PHASE_RUNNERS`, keyed by the
+phase's kind).  Checkpoints are written atomically along the way (a CEMSSL phase saves every
+minute, with its trainer state so that ``resume`` can continue it).  The checkpoint's JSON records
+the recipe, the command, the git commit, the parent's weights hash and, per phase, what it did and
+whether its weights survived; the learning curves go to the ``NAME.curves.json`` sidecar.
+
+Adding a phase kind: write a config dataclass (defaults, validation in ``__post_init__``,
+``to_dict()``) and a runner ``runner(ctx: PhaseContext, config) -> PhaseOutcome``, then call
+:func:`register_phase_kind`.  The runner trains ``ctx.model`` (or returns a new model in its
+outcome), reports progress through ``ctx.report`` and may use ``ctx.evaluate``, the caller's
+held-out evaluation, instead of evaluating on its own.  Recipes can then name the kind.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,61 +26,40 @@ from typing import Any, Callable
 import torch
 
 from ..kinematics.chain import KinematicChain
-from ..models import IKGenerator, ModelConfig, check_residual_stage, load_checkpoint, new_model, save_checkpoint, with_base_symmetry, with_residual_stage
+from ..models import IKGenerator, check_residual_stage, load_checkpoint, new_model, save_checkpoint, with_base_symmetry, with_residual_stage
 from ..models.checkpoint import atomic_write_bytes
+from ..models.provenance import trained_by_label
 from .cemssl import CEMSSLConfig, CEMSSLTrainer
+from .recipe import PHASE_KINDS, PhaseKind, Recipe, ResidualConfig
 from .supervised import SupervisedConfig, SupervisedTrainer
 from .unsupervised import UnsupervisedConfig, UnsupervisedTrainer
 
-__all__ = ["TrainRequest", "TrainResult", "train_model"]
+__all__ = ["TrainOptions", "TrainResult", "PhaseContext", "PhaseOutcome", "PHASE_RUNNERS", "register_phase_kind", "train_model"]
+
+#: evaluation of a model on held-out targets -> figures such as {"eval_error_mean": metres}
+Evaluate = Callable[[IKGenerator], dict[str, float]]
 
 
 @dataclass
-class TrainRequest:
-    """What to train.
+class TrainOptions:
+    """How to run a recipe (what does not change the trained model's recipe).
 
     Attributes:
-        method: cemssl | emssl | cvae | cgan | cinn | unsupervised.
-        model: architecture.  When fine-tuning the checkpoint's is used, and only ``base_symmetry``
-            and ``residual_stage`` are read: True gives a checkpoint without it the symmetry
-            (:func:`with_base_symmetry`), and with ``residual_steps`` widths give a model without a
-            residual stage a fresh one (:func:`with_residual_stage`) for the residual phase.
-        cemssl: CEMSSL hyperparameters (cemssl / emssl, and fine-tuning).
-        supervised: pretraining hyperparameters (cvae / cgan / cinn).
-        unsupervised: FK-loss hyperparameters (unsupervised, and the CEMSSL warm start).
-        warmup_steps: FK-loss steps (paper 002, the ``unsupervised`` hyperparameters) before the
-            CEMSSL loop (0: none): for cemssl / emssl from scratch, or, when fine-tuning, on the
-            loaded model's generator before its CEMSSL iterations.
-        pretrain_steps: for cemssl / emssl from scratch: steps of regression on FK samples (motor
-            babbling: uniform joints through the forward model) before the CEMSSL loop, with the
-            ``supervised`` hyperparameters (0: none).  For models with branch classes this is a
-            well-posed regression per branch; for a continuous latent alone it averages solutions.
-        finetune: checkpoint to fine-tune with CEMSSL (the unified framework).
-        out: checkpoint path to write.
-        resume: continue a CEMSSL run from ``out``'s saved trainer state.
-        residual_steps: FK-loss steps, with the ``residual`` hyperparameters, that train only the
-            model's residual stage (``ModelConfig.residual_stage``) after every other phase, the rest of
-            the model frozen (0: none).
-        residual: hyperparameters of those steps (default: ``unsupervised``'s); ``train_residual`` is
-            set for them.
+        out: checkpoint path to write (``out.safetensors``, ``out.json``, ``out.curves.json``).
         device, dtype: where and in which precision to train.
+        resume: continue the recipe's CEMSSL phase from ``out``'s saved trainer state (the
+            phases before it are taken as done).
+        command: the command line, recorded in the checkpoint.
+        evaluate: held-out evaluation of the final model (and for phase runners that take one);
+            without it the final figures are the last phase's own held-out evaluation.
     """
 
-    method: str
-    model: ModelConfig
-    cemssl: CEMSSLConfig = field(default_factory=CEMSSLConfig)
-    supervised: SupervisedConfig = field(default_factory=SupervisedConfig)
-    unsupervised: UnsupervisedConfig = field(default_factory=UnsupervisedConfig)
-    warmup_steps: int = 0
-    finetune: str | None = None
-    out: str = "model"
-    resume: bool = False
+    out: str | Path = "model"
     device: str = "cpu"
     dtype: str = "float32"
+    resume: bool = False
     command: str = ""
-    pretrain_steps: int = 0
-    residual_steps: int = 0
-    residual: UnsupervisedConfig | None = None
+    evaluate: Evaluate | None = None
 
 
 @dataclass
@@ -81,6 +69,86 @@ class TrainResult:
     summary: dict[str, Any]
 
 
+@dataclass
+class PhaseContext:
+    """What a phase runner works with.
+
+    Attributes:
+        model: the model as the phases before left it.
+        chain: the robot.
+        report: ``report(kind, info)`` progress callback.
+        save: ``save(record)`` writes a checkpoint of the run so far, ``record`` describing the
+            phase in progress.
+        resume: continue from the trainer state saved at ``out`` (CEMSSL).
+        out: the checkpoint path (for trainer state files).
+        evaluate: the caller's held-out evaluation, or None.
+    """
+
+    model: IKGenerator
+    chain: KinematicChain
+    report: Callable[[str, dict], None]
+    save: Callable[[dict], Path]
+    resume: bool = False
+    out: str | Path = "model"
+    evaluate: Evaluate | None = None
+
+
+@dataclass
+class PhaseOutcome:
+    """What a phase did.
+
+    Attributes:
+        model: the model after the phase (the context's, or a new one).
+        record: figures for the checkpoint (steps or iterations done, stop reason, held-out error
+            ``eval_error_mean`` of the weights the phase leaves, ...), JSON-serializable, small.
+        curves: learning curves for the sidecar file (any size).
+        survived: whether the phase changed the weights the model leaves with (False when it ran
+            no step, or when keep-best restored the weights it started from).
+    """
+
+    model: IKGenerator
+    record: dict[str, Any]
+    curves: dict[str, Any] = field(default_factory=dict)
+    survived: bool = True
+
+
+Runner = Callable[[PhaseContext, Any], PhaseOutcome]
+
+
+def _last_eval(history: list[dict]) -> float | None:
+    evals = [h.get("eval_error_mean_average", h.get("eval_error_mean")) for h in history]
+    evals = [e for e in evals if e is not None]
+    return evals[-1] if evals else None
+
+
+def _run_steps(ctx: PhaseContext, kind: str, trainer: SupervisedTrainer | UnsupervisedTrainer, steps: int) -> PhaseOutcome:
+    reason = trainer.run(lambda s, info, err: ctx.report(kind, {"step": s, "steps": steps, **info, "eval_error_mean": err}))
+    record: dict[str, Any] = {"steps": trainer.step_count, "stop": reason, "eval_error_mean": _last_eval(trainer.history)}
+    if trainer.average_result:
+        record["average"] = trainer.average_result
+    return PhaseOutcome(ctx.model, record, {"history": trainer.history}, survived=trainer.step_count > 0)
+
+
+def run_pretrain(ctx: PhaseContext, config: SupervisedConfig) -> PhaseOutcome:
+    """Supervised training on FK samples (:class:`SupervisedTrainer`)."""
+    return _run_steps(ctx, "pretrain", SupervisedTrainer(ctx.model, ctx.chain, config), config.steps)
+
+
+def run_fkloss(ctx: PhaseContext, config: UnsupervisedConfig) -> PhaseOutcome:
+    """FK-loss training (:class:`UnsupervisedTrainer`)."""
+    return _run_steps(ctx, "fkloss", UnsupervisedTrainer(ctx.model, ctx.chain, config), config.steps)
+
+
+def run_residual(ctx: PhaseContext, config: ResidualConfig) -> PhaseOutcome:
+    """Adds a residual stage (if the model has none) and trains it alone by FK loss."""
+    had_stage = bool(ctx.model.config.residual_stage)
+    ctx.model = with_residual_stage(ctx.model, config.stage, config.scale)
+    outcome = _run_steps(ctx, "residual", UnsupervisedTrainer(ctx.model, ctx.chain, config), config.steps)
+    if not had_stage:
+        outcome.record["residual_stage_added"] = {"hidden": list(config.stage), "scale": config.scale}
+    return outcome
+
+
 def _state_path(out: str | Path) -> Path:
     p = Path(out)
     if p.suffix in (".safetensors", ".json"):
@@ -88,7 +156,7 @@ def _state_path(out: str | Path) -> Path:
     return p.with_name(p.name + ".state.safetensors")
 
 
-def _save_state(out: str, trainer: CEMSSLTrainer) -> None:
+def _save_state(out: str | Path, trainer: CEMSSLTrainer) -> None:
     from safetensors.torch import save
 
     tensors = trainer.state_tensors()
@@ -96,123 +164,135 @@ def _save_state(out: str, trainer: CEMSSLTrainer) -> None:
     atomic_write_bytes(_state_path(out), save(tensors, metadata=meta))
 
 
-def _load_state(out: str, trainer: CEMSSLTrainer) -> None:
+def _load_state(out: str | Path, trainer: CEMSSLTrainer) -> None:
     from safetensors import safe_open
 
     path = _state_path(out)
     if not path.is_file():
-        raise FileNotFoundError(f"--resume: no trainer state {path} (it is written next to the checkpoint during CEMSSL runs)")
+        raise FileNotFoundError(f"resume: no trainer state {path} (it is written next to the checkpoint during CEMSSL phases)")
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     trainer.load_state_tensors(tensors, int(meta["iteration"]), json.loads(meta["history"]))
 
 
-def _average(trainer: UnsupervisedTrainer) -> dict:
-    """The phase summary's record of a weight average (:attr:`StepTrainer.average_result`), if any."""
-    return {"average": trainer.average_result} if trainer.average_result else {}
+def run_cemssl(ctx: PhaseContext, config: CEMSSLConfig) -> PhaseOutcome:
+    """CEMSSL iterations (:class:`CEMSSLTrainer`); a checkpoint and the trainer state are saved at
+    most a minute apart, so an interrupted phase can be resumed."""
+    if not config.iterations:
+        return PhaseOutcome(ctx.model, {"iterations": 0, "stop": "no iterations"}, survived=False)
+    trainer = CEMSSLTrainer(ctx.model, ctx.chain, config)
+    if ctx.resume:
+        _load_state(ctx.out, trainer)
+    last_save = time.perf_counter()
+
+    def on_iteration(stats) -> None:
+        nonlocal last_save
+        ctx.report("cemssl", {**stats.__dict__, "iterations": config.iterations})
+        if time.perf_counter() - last_save > 60 or stats.iteration == config.iterations:
+            ctx.save({"iterations": trainer.iteration, "stop": "running"})
+            _save_state(ctx.out, trainer)
+            last_save = time.perf_counter()
+
+    reason = trainer.run(on_iteration)
+    _save_state(ctx.out, trainer)
+    # keep-best that never beat the starting weights restores them: this phase left nothing
+    discarded = config.keep_best and trainer.initial_error is not None and trainer.best_iteration == 0
+    evals = [h["eval_error_mean"] for h in trainer.history if h["eval_error_mean"] is not None]
+    final = trainer.initial_error if discarded else (trainer.best_error if trainer.best_iteration else (evals[-1] if evals else None))
+    record = {
+        "iterations": trainer.iteration,
+        "stop": reason,
+        "best_iteration": trainer.best_iteration,
+        "initial_eval_error_mean": trainer.initial_error,
+        "best_eval_error_mean": trainer.best_error if trainer.best_iteration else None,
+        "eval_error_mean": final,
+    }
+    return PhaseOutcome(ctx.model, record, {"history": trainer.history}, survived=trainer.iteration > 0 and not discarded)
 
 
-def train_model(
-    chain: KinematicChain,
-    req: TrainRequest,
-    report: Callable[[str, dict], None] | None = None,
-) -> TrainResult:
-    """Train per ``req``; ``report(phase, info)`` receives progress (phase: warmup | pretrain | cemssl | unsupervised | residual)."""
-    report = report or (lambda phase, info: None)
-    dtype = getattr(torch, req.dtype)
-    t_start = time.perf_counter()
-    summary: dict[str, Any] = {"method": req.method, "command": req.command, "phases": []}
-    cemssl_methods = ("cemssl", "emssl")
+#: phase kind -> its runner (kinds and their configs: :data:`~.recipe.PHASE_KINDS`)
+PHASE_RUNNERS: dict[str, Runner] = {"pretrain": run_pretrain, "fkloss": run_fkloss, "cemssl": run_cemssl, "residual": run_residual}
 
-    if req.residual_steps and not req.model.residual_stage:
-        raise ValueError("residual_steps needs a residual stage: set ModelConfig.residual_stage (--residual-stage on the command line)")
-    if req.finetune:
-        model, info = load_checkpoint(req.finetune, chain, device=req.device)
-        model.to(dtype)
-        summary["finetuned_from"] = {"path": str(info.path), "method": info.metadata["method"], "training": info.training}
-        summary["method"] = info.metadata["method"]
-        if req.model.base_symmetry and not model.config.base_symmetry:
+
+def register_phase_kind(kind: str, config: type, runner: Runner, label: Callable[[Any, str], str], build: Callable[..., Any] | None = None) -> None:
+    """Make ``kind`` usable in recipes: its config dataclass, its runner, and the method label its
+    surviving weights get (see :class:`~.recipe.PhaseKind`).  Refuses to replace a kind."""
+    if kind in PHASE_KINDS or kind in PHASE_RUNNERS:
+        raise ValueError(f"phase kind {kind!r} exists already")
+    PHASE_KINDS[kind] = PhaseKind(config, label, build)
+    PHASE_RUNNERS[kind] = runner
+
+
+def git_commit() -> str | None:
+    """The source tree's commit (``-dirty`` with uncommitted changes), or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _start_model(chain: KinematicChain, recipe: Recipe, options: TrainOptions, record: dict) -> tuple[IKGenerator, int]:
+    """The model the first phase to run trains, and that phase's index."""
+    dtype = getattr(torch, options.dtype)
+    if options.resume:
+        start = recipe.phase_index("cemssl")
+        model, info = load_checkpoint(options.out, chain, device=options.device)
+        done = info.training.get("phases", [])[:start]
+        record["phases"] = [p for p in done if isinstance(p, dict)]
+        for key in ("parent", "base_symmetry_added"):
+            if key in info.training:
+                record[key] = info.training[key]
+        return model.to(dtype), start
+    if recipe.finetune is not None:
+        model, info = load_checkpoint(recipe.finetune.parent, chain, device=options.device)
+        record["parent"] = {"name": recipe.finetune.parent, "weights_sha256": info.metadata["weights_sha256"], "trained_by": info.trained_by}
+        if recipe.finetune.base_symmetry and not model.config.base_symmetry:
             model = with_base_symmetry(model, chain)
-            summary["base_symmetry_added"] = True
+            record["base_symmetry_added"] = True
+        return model.to(dtype), 0
+    assert recipe.model is not None  # Recipe guarantees one of model / finetune
+    torch.manual_seed(recipe.seed)
+    return new_model(chain, recipe.model).to(options.device, dtype), 0
 
-    elif req.resume:
-        model, _ = load_checkpoint(req.out, chain, device=req.device)
-        model.to(dtype)
-    else:
-        # a residual stage joins the model for its own phase, at the end: the phases before it
-        # train the first network alone, without the stage's cost
-        model = new_model(chain, dataclasses.replace(req.model, residual_stage=())).to(req.device, dtype)
 
-    if req.residual_steps:  # refuse another stage now, not after the other phases have trained
-        check_residual_stage(model, req.model.residual_stage, req.model.residual_scale)
+def train_model(chain: KinematicChain, recipe: Recipe, options: TrainOptions | None = None, report: Callable[[str, dict], None] | None = None) -> TrainResult:
+    """Train per ``recipe``; ``report(kind, info)`` receives progress.  Returns the final model,
+    the checkpoint path and the training record written to its JSON."""
+    options = options or TrainOptions()
+    report = report or (lambda kind, info: None)
+    t_start = time.perf_counter()
+    record: dict[str, Any] = {"recipe": recipe.name, "recipe_config": recipe.to_dict(), "command": options.command, "git_commit": git_commit(), "phases": []}
+    model, first = _start_model(chain, recipe, options, record)
+    residual = [p.config for p in recipe.phases if p.kind == "residual"]
+    if residual:  # refuse another stage now, not after the other phases have trained
+        check_residual_stage(model, residual[0].stage, residual[0].scale)
+    curves: list[dict] = [{} for _ in record["phases"]]
+    parent_label = record.get("parent", {}).get("trained_by", "")
+    method = (recipe.model or model.config).method
 
-    def save(extra: dict) -> Path:
-        summary.update(extra)
-        summary["wall_seconds"] = time.perf_counter() - t_start
-        return save_checkpoint(req.out, model, chain, summary)
+    def label() -> str:
+        labels = [parent_label] if parent_label else []
+        for phase, rec in zip(recipe.phases, record["phases"]):
+            if rec.get("survived"):
+                labels.append(PHASE_KINDS[phase.kind].label(phase.config, method))
+        return trained_by_label(labels)
 
-    run_cemssl = req.finetune is not None or req.method in cemssl_methods
-    if req.method in ("cvae", "cgan", "cinn") and not req.finetune:
-        tr = SupervisedTrainer(model, chain, req.supervised)
-        reason = tr.run(lambda s, info, err: report("pretrain", {"step": s, "steps": req.supervised.steps, **info, "eval_error_mean": err}))
-        summary["phases"].append({"phase": "pretrain", "config": req.supervised.to_dict(), "stop": reason, "steps": tr.step_count, "history": tr.history})
-    elif req.method == "unsupervised" and not req.finetune:
-        tr_u = UnsupervisedTrainer(model, chain, req.unsupervised)
-        reason = tr_u.run(lambda s, info, err: report("unsupervised", {"step": s, "steps": req.unsupervised.steps, **info, "eval_error_mean": err}))
-        summary["phases"].append({"phase": "unsupervised", "config": req.unsupervised.to_dict(), "stop": reason, "steps": tr_u.step_count, **_average(tr_u), "history": tr_u.history})
+    def save(current: dict | None = None) -> Path:
+        phases = record["phases"] + ([{"kind": recipe.phases[len(record["phases"])].kind, **current}] if current else [])
+        out = {**record, "phases": phases, "trained_by": label(), "wall_seconds": time.perf_counter() - t_start}
+        return save_checkpoint(options.out, ctx.model, chain, out, curves={"recipe": recipe.name, "phases": curves})
 
-    if run_cemssl:
-        if req.pretrain_steps and not req.finetune and not req.resume:
-            pre_cfg = SupervisedConfig(**{**req.supervised.to_dict(), "steps": req.pretrain_steps, "eval_every": max(1, req.pretrain_steps // 10)})
-            tr_p = SupervisedTrainer(model, chain, pre_cfg)
-            reason = tr_p.run(lambda s, info, err: report("pretrain", {"step": s, "steps": req.pretrain_steps, **info, "eval_error_mean": err}))
-            summary["phases"].append({"phase": "pretrain", "config": pre_cfg.to_dict(), "stop": reason, "steps": tr_p.step_count, "history": tr_p.history})
-        if req.warmup_steps and not req.resume:
-            warm_cfg = UnsupervisedConfig(**{**req.unsupervised.to_dict(), "steps": req.warmup_steps})
-            tr_w = UnsupervisedTrainer(model, chain, warm_cfg)
-            reason = tr_w.run(lambda s, info, err: report("warmup", {"step": s, "steps": req.warmup_steps, **info, "eval_error_mean": err}))
-            summary["phases"].append({"phase": "warmup", "config": warm_cfg.to_dict(), "stop": reason, "steps": tr_w.step_count, **_average(tr_w), "history": tr_w.history})
-    if run_cemssl and req.cemssl.iterations:
-        trainer = CEMSSLTrainer(model, chain, req.cemssl)
-        if req.resume:
-            _load_state(req.out, trainer)
-        last_save = time.perf_counter()
-
-        def on_iteration(stats) -> None:
-            nonlocal last_save
-            report("cemssl", {**stats.__dict__, "iterations": req.cemssl.iterations})
-            # periodic checkpoint + trainer state: an interrupted run loses at most a minute
-            if time.perf_counter() - last_save > 60 or stats.iteration == req.cemssl.iterations:
-                save({"cemssl_partial": {"iterations_done": trainer.iteration}})
-                _save_state(req.out, trainer)
-                last_save = time.perf_counter()
-
-        reason = trainer.run(on_iteration)
-        summary.pop("cemssl_partial", None)
-        summary["phases"].append(
-            {
-                "phase": "cemssl",
-                "config": req.cemssl.to_dict(),
-                "stop": reason,
-                "iterations": trainer.iteration,
-                "best_iteration": trainer.best_iteration,
-                "best_eval_error_mean": trainer.best_error if trainer.best_iteration else None,
-                "initial_eval_error_mean": trainer.initial_error,
-                "history": trainer.history,
-            }
-        )
-        _save_state(req.out, trainer)
-
-    if req.residual_steps:
-        had_stage = bool(model.config.residual_stage)
-        model = with_residual_stage(model, req.model.residual_stage, req.model.residual_scale)
-        if not had_stage:
-            summary["residual_stage_added"] = {"hidden": list(req.model.residual_stage), "scale": req.model.residual_scale}
-        ref_cfg = dataclasses.replace(req.residual or req.unsupervised, steps=req.residual_steps, train_residual=True)
-        tr_r = UnsupervisedTrainer(model, chain, ref_cfg)
-        reason = tr_r.run(lambda s, info, err: report("residual", {"step": s, "steps": req.residual_steps, **info, "eval_error_mean": err}))
-        summary["phases"].append({"phase": "residual", "config": ref_cfg.to_dict(), "stop": reason, "steps": tr_r.step_count, **_average(tr_r), "history": tr_r.history})
-
-    path = save({})
-    return TrainResult(model, path, summary)
+    ctx = PhaseContext(model, chain, report, save, options.resume, options.out, options.evaluate)
+    for index in range(first, len(recipe.phases)):
+        phase = recipe.phases[index]
+        outcome = PHASE_RUNNERS[phase.kind](ctx, phase.config)
+        ctx.model, ctx.resume = outcome.model, False
+        record["phases"].append({"kind": phase.kind, **outcome.record, "survived": outcome.survived})
+        curves.append({"kind": phase.kind, **outcome.curves})
+    last = [p["eval_error_mean"] for p in record["phases"] if p.get("eval_error_mean") is not None]
+    record["final"] = options.evaluate(ctx.model) if options.evaluate else {"eval_error_mean": last[-1] if last else None}
+    path = save()
+    summary = json.loads((path.with_suffix(".json")).read_text())["training"]
+    return TrainResult(ctx.model, path, summary)

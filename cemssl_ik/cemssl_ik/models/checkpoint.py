@@ -41,6 +41,7 @@ from .checkpoint_format import (
     read_weights_header,
 )
 from .generators import IKGenerator, build_generator
+from .provenance import curves_path, legacy_trained_by
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_metadata", "resolve_model_path", "atomic_write_bytes", "DEPRECATED_MODEL_NAMES"]
 
@@ -64,7 +65,18 @@ class CheckpointInfo:
 
     @property
     def training(self) -> dict[str, Any]:
+        """The training record: recipe, command, commit, parent, phases (see :mod:`.provenance`)."""
         return self.metadata.get("training", {})
+
+    @property
+    def trained_by(self) -> str:
+        """The methods whose phases produced the weights, e.g. ``"fkloss+residual"`` (:mod:`.provenance`);
+        derived from the phases for records written before recipes, the model's method if it has none."""
+        label = self.training.get("trained_by")
+        if isinstance(label, str) and label:
+            return label
+        derived = legacy_trained_by(self.training, str(self.metadata.get("method", "")))
+        return str(self.metadata.get("method", "untrained")) if derived == "untrained" and not self.training.get("phases") else derived
 
 
 def _paths(path: str | Path) -> tuple[Path, Path]:
@@ -90,9 +102,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def save_checkpoint(path: str | Path, model: IKGenerator, chain: KinematicChain, training: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(path: str | Path, model: IKGenerator, chain: KinematicChain, training: dict[str, Any] | None = None, curves: dict[str, Any] | None = None) -> Path:
     """Save ``model`` trained for ``chain``; returns the weights path. Weights first, then the JSON
-    that references their hash, each atomically, so a crash never leaves a mismatched pair loadable."""
+    that references their hash, each atomically, so a crash never leaves a mismatched pair loadable.
+
+    ``training`` is the training record kept in the JSON (small: what produced the weights);
+    ``curves``, if given, is written to the ``NAME.curves.json`` sidecar (learning curves of any
+    size, not needed for loading and not installed with the shipped models)."""
     from safetensors.torch import save
 
     weights_path, meta_path = _paths(path)
@@ -128,6 +144,8 @@ def save_checkpoint(path: str | Path, model: IKGenerator, chain: KinematicChain,
     if len(text) > MAX_METADATA_BYTES:  # refused before anything is written: the loader would refuse it
         raise CheckpointError(f"checkpoint metadata of {len(text)} bytes exceeds the {MAX_METADATA_BYTES} the loader reads; shorten the training record")
     atomic_write_bytes(weights_path, blob)
+    if curves is not None:
+        atomic_write_bytes(curves_path(meta_path), (json.dumps(curves, default=_json_default) + "\n").encode())
     atomic_write_bytes(meta_path, text)
     return weights_path
 
