@@ -23,7 +23,7 @@ DISTRO="${ROS_DISTRO:-kilted}"
 ROS_REQUIREMENTS="requirements/ros-$DISTRO.txt"
 if [ ! -f "$ROS_REQUIREMENTS" ]; then
   echo "[setup] error: ROS_DISTRO=$DISTRO: make setup installs the ROS 2 wheels of kilted (default) or jazzy;" \
-    "on a ROS 2 $DISTRO install, build the packages with colcon instead (README, 'ROS 2 users')" >&2
+    "on a ROS 2 $DISTRO install, build the packages with colcon instead (docs/ros2.md, 'Install')" >&2
   exit 1
 fi
 # the two distros' wheels cannot share a virtual environment, nor their builds a colcon workspace

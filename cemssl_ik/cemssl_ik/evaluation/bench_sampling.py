@@ -1,4 +1,4 @@
-"""Paper 003 Table III analog: time to collect one CEMSSL iteration's data four ways.
+"""Analog of Table III of the EMSSL paper (Qu et al., sampling and training coordination): time to collect one CEMSSL iteration's data four ways.
 
 - ``none``: per-sample model inference and per-sample forward model (a Python loop);
 - ``batch``: batched inference, per-sample forward model;

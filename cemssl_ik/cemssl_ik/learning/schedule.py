@@ -41,8 +41,7 @@ def adam(params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, fl
     loss's scale only while the gradients are well above it: a precise IK model's FK loss is in
     m^2 (2e-9 at 0.03 mm) and most of its gradients are then 1e-12 to 1e-8, where torch's default
     1e-8 dominates the denominator and shrinks the updates.  ``--adam-eps`` sets it for the
-    FK-loss and CEMSSL trainers (default torch's; on the UR3 position model 1e-16 gave 0.027 mm
-    against 0.029, one seed each: see the models README)."""
+    FK-loss and CEMSSL trainers (default torch's; measurements in docs/lab-notes.md)."""
     params = list(params)
     cls, kw = (torch.optim.AdamW, {"weight_decay": weight_decay}) if weight_decay else (torch.optim.Adam, {})
     try:
@@ -57,9 +56,7 @@ def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel:
     of the way to its new value, so it averages about the last ``1 / (1 - decay)`` steps.
 
     Stochastic gradient steps leave the weights jittering about the minimum at the scale of the
-    learning rate; their average sits closer to it.  On the UR3 position model (0.0200 mm), 3,000
-    further FK-loss steps at a rate of 1e-6 left the trained weights at 0.0200-0.0203 mm and their
-    average with ``decay`` 0.999 at 0.0196 mm (see the models README)."""
+    learning rate; their average sits closer to it (measurements in docs/lab-notes.md)."""
     if not 0.0 < decay < 1.0:
         raise ValueError(f"the averaging decay must be in (0, 1), got {decay}")
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)

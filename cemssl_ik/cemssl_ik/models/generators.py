@@ -1,13 +1,13 @@
 """Conditional inverse models sharing one contract: ``IM(target, z) -> q``.
 
-Every model holds M members (an ensemble; paper 000 §III-B) and exposes
+Every model holds M members (an ensemble; CEMSSL paper, Qu et al., §III-B) and exposes
 
 - :meth:`IKGenerator.generate` ``(cond (M, B, C), z (M, B, Z)) -> (M, B, out)``: the differentiable
   inverse model in the codec's normalized output space (what CEMSSL trains with MSE);
 - :meth:`IKGenerator.sample`: targets (B, 3) [+ rotations] -> joint samples (B, K, dof), spreading
   the K samples per target over the members;
 - :meth:`IKGenerator.generator_parameters`: the weights of the inverse pass (decoder, generator,
-  reverse INN), which CEMSSL fine-tunes in the unified framework (paper 000 §III-C).
+  reverse INN), which CEMSSL fine-tunes in the unified framework (CEMSSL paper §III-C).
 
 Models: :class:`MLPGenerator` (CEMSSL; EMSSL with ``latent_dim=0``; also the unsupervised FK-loss
 model), :class:`CVAE`, :class:`CGAN`, :class:`CINN` (FrEIA conditional coupling blocks).
@@ -75,7 +75,7 @@ class ModelConfig:
         latent_dim: dimension of z ~ N(0, I); 0 gives a deterministic single-solution model (EMSSL).
             CINN needs latent_dim == number of outputs (= dof with sigmoid outputs).
         members: ensemble size M.
-        hidden: hidden widths of the inverse network (paper 000: 1024, 512, 256, 128).
+        hidden: hidden widths of the inverse network (CEMSSL paper: 1024, 512, 256, 128).
         activation: hidden activation (of the CINN coupling subnetworks too; the CGAN discriminator
             always uses leaky_relu).
         output: ``sigmoid`` (joint-limit normalized) or ``biternion`` (cos, sin per revolute joint).
@@ -405,7 +405,7 @@ class IKGenerator(nn.Module):
 
 
 class MLPGenerator(IKGenerator):
-    """CEMSSL / EMSSL inverse model: an ensemble of MLPs on [condition, z] (paper 000 Table I)."""
+    """CEMSSL / EMSSL inverse model: an ensemble of MLPs on [condition, z] (CEMSSL paper, Table I)."""
 
     def __init__(self, config: ModelConfig, target_encoder: TargetEncoder, codec: JointCodec) -> None:
         super().__init__(config, target_encoder, codec)

@@ -1,6 +1,6 @@
 """Batched multilayer perceptrons: M independently initialized members evaluated in one batched matmul.
 
-An ensemble of equal-shaped MLPs (paper 000's model ensemble) trains M times faster this way on a
+An ensemble of equal-shaped MLPs (the model ensemble of the CEMSSL paper, Qu et al.) trains M times faster this way on a
 CPU than a Python loop over M modules, because every layer is one ``baddbmm`` over (M, B, width).
 """
 
@@ -91,14 +91,13 @@ def hidden_precision(module: nn.Module, dtype: torch.dtype | None) -> Iterator[N
     """Run the hidden-to-hidden products of every :class:`BatchedMLP` in ``module`` in ``dtype``.
 
     ``dtype=None`` changes nothing.  The input and output layers stay in full precision: the input
-    carries the target's coordinates, and the output is the joint encoding.  Measured on a UR3
-    position model of 0.021 mm: 0.24 mm with its hidden products in bfloat16 (8 significant bits),
-    0.42 mm with the output layer's too.  So this is for the early, coarse part of a training run
-    (``bf16_fraction`` of :class:`~cemssl_ik.learning.unsupervised.UnsupervisedConfig` and of
-    :class:`~cemssl_ik.learning.cemssl.CEMSSLConfig`, the latter for its training phases), where it
-    makes a step of the 2-member position ensemble 1.5 times faster on a CPU with AMX /
-    AVX512-BF16 units (6.8 against 10.0 ms on two threads).  Without such units bfloat16 products
-    are emulated and slower.
+    carries the target's coordinates, and the output is the joint encoding.  bfloat16 keeps 8
+    significant bits, so its rounding bounds the precision a model can show while it is on: this is
+    for the early, coarse part of a training run (``bf16_fraction`` of
+    :class:`~cemssl_ik.learning.unsupervised.UnsupervisedConfig` and of
+    :class:`~cemssl_ik.learning.cemssl.CEMSSLConfig`, the latter for its training phases), where
+    it makes steps faster on CPUs with AMX / AVX512-BF16 units.  Without such units bfloat16
+    products are emulated and slower.  Measurements: docs/lab-notes.md.
     """
     layers = [layer for mlp in module.modules() if isinstance(mlp, BatchedMLP) for layer in mlp.hidden_layers()] if dtype is not None else []
     saved = [layer.compute_dtype for layer in layers]
