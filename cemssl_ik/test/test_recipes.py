@@ -194,3 +194,34 @@ def test_old_format_records_load_and_name_their_surviving_phases(tmp_path):
     assert read_metadata(tmp_path / "pos").trained_by == "fkloss+residual"
     save_checkpoint(tmp_path / "none", model, chain, {"strategy": "calibration_file"})
     assert read_metadata(tmp_path / "none").trained_by == "cgan"  # no phases recorded: the model's method
+
+
+#: what produced each shipped model's weights (its CEMSSL iterations discarded by keep-best are not named)
+SHIPPED_TRAINED_BY = {
+    "ur3_fkloss_position": "fkloss+residual",
+    "ur3_regression_pose": "regression",
+    "ur3_cgan": "cgan",
+    "ur3_cvae": "cvae",
+    "ur3_cinn": "cinn",
+    "ur3_cgan_cemssl_fk": "cgan+cemssl_fk",
+    "ur3_cvae_cemssl_fk": "cvae+cemssl_fk",
+    "ur3_cinn_cemssl_fk": "cinn+cemssl_fk",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_TRAINED_BY))
+def test_shipped_checkpoints_record_their_recipe_and_what_produced_their_weights(name):
+    info = read_metadata(name)
+    record = info.training
+    path = info.path.with_suffix(".json")
+    assert path.stat().st_size < 20_000, f"{path.name}: {path.stat().st_size} bytes"
+    assert name in recipe_names() and record["recipe"] == name and record["command"] == f"cemssl-ik train --recipe {name}"
+    assert record["recipe_config"] == load_recipe(name).to_dict()  # the shipped recipe is the one recorded
+    assert info.trained_by == SHIPPED_TRAINED_BY[name]
+    # called CEMSSL only where CEMSSL iterations survived in the weights
+    survived = [p["kind"] for p in record["phases"] if p["survived"]]
+    assert ("cemssl" in info.trained_by) == ("cemssl" in survived)
+    assert [p["kind"] for p in record["phases"]] == [p.kind for p in load_recipe(name).phases]
+    if "parent" in record:
+        assert record["parent"]["weights_sha256"] == read_metadata(record["parent"]["name"]).metadata["weights_sha256"]
+    assert record["final"]["position_error_mm"]["mean"] > 0 and "history" not in json.dumps(record)

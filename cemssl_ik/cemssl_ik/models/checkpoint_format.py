@@ -50,9 +50,9 @@ __all__ = [
 
 FORMAT_VERSION = 1
 
-#: largest metadata JSON read (bytes); the shipped ones are at most 0.7 MB, training history included
+#: largest metadata JSON read (bytes); the shipped ones are under 20 kB (learning curves live in a sidecar), records written before recipes carried their history and reached 0.7 MB
 MAX_METADATA_BYTES = 8 << 20
-#: deepest nesting of JSON arrays / objects (each fine-tuning nests its source's training record: ~4 levels)
+#: deepest nesting of JSON arrays / objects (records written before recipes nested each fine-tune's source record: ~4 levels)
 MAX_JSON_DEPTH = 200
 #: largest weights file (bytes): 268 million float32 parameters, far above any IK model (shipped: <= 7 MB)
 MAX_WEIGHTS_BYTES = 1 << 30
