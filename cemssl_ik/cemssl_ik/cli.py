@@ -280,11 +280,19 @@ def _load_model_and_chain(model_arg: str, urdf: str | None, device: str = "cpu")
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation.precision import evaluate_precision
+    from .evaluation.evaluate import evaluate_model
 
+    for flag in ("targets", "samples"):
+        if getattr(args, flag) < 1:
+            raise CLIError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
+    if args.diversity_samples < 2 or args.reference_orientations < 1 or args.diversity_targets < 0:
+        raise CLIError("--diversity-samples must be >= 2, --reference-orientations >= 1, --diversity-targets >= 0")
     model, info, chain = _load_model_and_chain(args.model, args.urdf, args.device)
-    rep = evaluate_precision(model, chain, num_targets=args.targets, samples_per_target=args.samples, seed=args.seed)
-    out = {"model": str(info.path), "method": info.metadata["method"], "target": model.config.target, **rep.to_dict()}
+    ev = evaluate_model(
+        model, chain, num_targets=args.targets, samples_per_target=args.samples, seed=args.seed,
+        diversity_targets=args.diversity_targets, diversity_samples=args.diversity_samples, reference_orientations=args.reference_orientations,
+    )
+    out = {"model": str(info.path), "method": info.metadata["method"], "target": model.config.target, **ev.to_dict()}
     if args.json:
         print(json.dumps(out, indent=2))
     else:
@@ -295,6 +303,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             oe = out["orientation_error_deg"]
             print(f"  orientation err [deg] mean {oe['mean']:.4f}  median {oe['median']:.4f}  p95 {oe['p95']:.4f}  max {oe['max']:.4f}")
         print(f"  in limits {out['in_limits_fraction'] * 100:.2f} %   sampling time {out['seconds']:.3f} s")
+        d = out["diversity"]
+        if ev.diversity is None:
+            print(f"  class coverage / MMD: skipped ({d['skipped']})")
+        else:
+            print(
+                f"  class coverage {d['class_coverage']:.3f}  MMD {d['mmd']:.4f} (noise floor {d['mmd_noise_floor']:.4f})  "
+                f"on {d['targets']} targets x {d['samples_per_target']} samples, analytic reference"
+            )
     return 0
 
 
@@ -469,7 +485,9 @@ def _cmd_bench_report(args: argparse.Namespace) -> int:
         print(f"wrote {rerender(out)}")
         return 0
     sections = [s.strip() for s in args.sections.split(",") if s.strip()] if args.sections else None
-    command = "cemssl-ik " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("cemssl-ik") else "cemssl-ik bench report" + (" --quick" if args.quick else "")
+    # the command line as typed (also under `python -m cemssl_ik.cli`); called as a library, the flags that shape the run
+    typed = sys.argv[1:3] == ["bench", "report"]
+    command = "cemssl-ik " + " ".join(sys.argv[1:]) if typed else "cemssl-ik bench report" + (" --quick" if args.quick else "")
     log = (lambda m: print(m, file=sys.stderr, flush=True)) if args.json else (lambda m: print(m, flush=True))
     if args.update and not sections:
         print("--update needs --sections (which sections to rerun)", file=sys.stderr)
@@ -556,6 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--targets", type=int, default=2000, help="number of held-out targets")
     ev.add_argument("--samples", type=int, default=1, help="samples per target")
     ev.add_argument("--seed", type=int, default=0, help="seed (targets use seed + an offset distinct from training)")
+    ev.add_argument("--diversity-targets", type=int, default=100, help="first N targets also scored for class coverage and MMD to the analytic posterior (UR arms; 0: skip)")
+    ev.add_argument("--diversity-samples", type=int, default=128, help="model samples per diversity target")
+    ev.add_argument("--reference-orientations", type=int, default=256, help="random orientations per position for the analytic reference posterior")
     ev.add_argument("--urdf", default=None, help="URDF of the model's robot when it is not a built-in one")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--json", action="store_true")
@@ -634,7 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
     brp = bench_sub.add_parser("report", help="every section of docs/RESULTS.md: papers' tables, diversity, peers side by side, plots")
     brp.add_argument("--quick", action="store_true", help="small sizes (about 2 minutes): a smoke run, not figures to quote")
     brp.add_argument("--out", default=None, help="output folder for RESULTS.md and results/ (default: docs, or out/report_quick with --quick)")
-    brp.add_argument("--sections", default=None, help="comma-separated subset of: ur3_position,emssl,planar,artificial,ur3_pose,speed")
+    brp.add_argument("--sections", default=None, help="comma-separated subset of: ur3_position,emssl,planar,artificial,ur3_pose,hard_targets,speed")
     brp.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     brp.add_argument("--seed", type=int, default=0)
     brp.add_argument("--json", action="store_true", help="print the report JSON instead of the summary table")
