@@ -13,8 +13,9 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*"]),
-    # the training recipes, one per shipped model (cemssl-ik train --recipe NAME)
-    package_data={package_name: ["recipes/*.yaml"]},
+    # the training recipes, one per shipped model (cemssl-ik train --recipe NAME), and the prose
+    # of docs/RESULTS.md read by `cemssl-ik bench report`
+    package_data={package_name: ["recipes/*.yaml"], f"{package_name}.evaluation.report": ["RESULTS.template.md"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
