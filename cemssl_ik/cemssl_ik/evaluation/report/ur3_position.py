@@ -167,7 +167,7 @@ def template_values(r: UR3PositionResult) -> dict[str, str]:
         "reference_orientations": str(r.reference_orientations),
         "diversity_samples": str(r.diversity_samples),
         "diversity_targets": str(r.diversity_targets),
-        "mmd_noise_floor": f"{r.mmd_noise_floor:.4f}",
+        "mmd_noise_floor": f"{r.mmd_noise_floor:.2g}",
         "table": table,
         "finetune": "; ".join(pairs) or "-",
         "paper_finetuned_mm": f"{CEMSSL_FINETUNED_MM}",
