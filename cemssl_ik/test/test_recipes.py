@@ -130,6 +130,22 @@ def test_every_shipped_recipe_runs_tiny_and_its_checkpoint_records_it(tmp_path, 
     assert (tmp_path / f"{name}.json").stat().st_size < 20_000
 
 
+def test_a_chain_in_one_recipe_trains_the_same_weights_as_its_runs_one_after_the_other(tmp_path):
+    """fkloss then residual in one recipe = fkloss, then a fine-tune with the residual phase: each
+    phase's randomness comes from its own seed, not from what ran before it in the process."""
+    torch.set_num_threads(1)
+    chain = planar_arm(3)
+    model = {"members": 2, "hidden": [16, 16], "activation": "silu", "output": "biternion"}
+    fkloss, residual = {"kind": "fkloss", "steps": 20, "eval_every": 0}, {"kind": "residual", "stage": [8], "steps": 10, "eval_every": 0}
+    train_model(chain, Recipe.from_dict({"name": "one", "robot": "planar3", "model": model, "phases": [fkloss, residual]}), TrainOptions(out=tmp_path / "one"))
+    train_model(chain, Recipe.from_dict({"name": "first", "robot": "planar3", "model": model, "phases": [fkloss]}), TrainOptions(out=tmp_path / "first"))
+    torch.manual_seed(12345)  # as in another process: whatever the global generator holds does not matter
+    train_model(chain, Recipe.from_dict({"name": "second", "robot": "planar3", "finetune": {"parent": str(tmp_path / "first")}, "phases": [residual]}), TrainOptions(out=tmp_path / "second"))
+    one, two = read_metadata(tmp_path / "one"), read_metadata(tmp_path / "second")
+    assert one.metadata["weights_sha256"] == two.metadata["weights_sha256"]
+    assert one.trained_by == two.trained_by == "fkloss+residual"
+
+
 @dataclasses.dataclass
 class _ScaleConfig:
     """A phase kind defined outside the library: multiply the first output layer's weights."""

@@ -140,8 +140,11 @@ def run_fkloss(ctx: PhaseContext, config: UnsupervisedConfig) -> PhaseOutcome:
 
 
 def run_residual(ctx: PhaseContext, config: ResidualConfig) -> PhaseOutcome:
-    """Adds a residual stage (if the model has none) and trains it alone by FK loss."""
+    """Adds a residual stage (if the model has none) and trains it alone by FK loss.  The new
+    stage's initialization is drawn after seeding with the phase's seed, so it does not depend on
+    what the phases before consumed (as when the stage was added in a run of its own)."""
     had_stage = bool(ctx.model.config.residual_stage)
+    torch.manual_seed(config.seed)
     ctx.model = with_residual_stage(ctx.model, config.stage, config.scale)
     outcome = _run_steps(ctx, "residual", UnsupervisedTrainer(ctx.model, ctx.chain, config), config.steps)
     if not had_stage:
