@@ -292,12 +292,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         model, chain, num_targets=args.targets, samples_per_target=args.samples, seed=args.seed,
         diversity_targets=args.diversity_targets, diversity_samples=args.diversity_samples, reference_orientations=args.reference_orientations,
     )
-    out = {"model": str(info.path), "method": info.metadata["method"], "target": model.config.target, **ev.to_dict()}
+    out = {"model": str(info.path), "method": info.metadata["method"], "trained_by": (info.training or {}).get("trained_by"), "target": model.config.target, **ev.to_dict()}
     if args.json:
         print(json.dumps(out, indent=2))
     else:
         pe = out["position_error_mm"]
-        print(f"{out['model']} ({out['method']}, {out['target']}): {out['num_targets']} held-out targets x {out['samples_per_target']} samples, model alone")
+        trained = f", trained by {out['trained_by']}" if out["trained_by"] else ""
+        print(f"{out['model']} ({out['method']}{trained}, {out['target']}): {out['num_targets']} held-out targets x {out['samples_per_target']} samples, model alone")
         print(f"  position error [mm]   mean {pe['mean']:.4f}  median {pe['median']:.4f}  p95 {pe['p95']:.4f}  max {pe['max']:.4f}")
         if "orientation_error_deg" in out:
             oe = out["orientation_error_deg"]

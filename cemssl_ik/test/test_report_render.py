@@ -30,7 +30,7 @@ def _solver(coverage: float, rate: float) -> dict:
 
 
 def _results() -> dict:
-    models = {n: ModelRow(_err(10.0 / (i + 1)), {"<=1mm": 0.5, "<=0.1mm": 0.25}, 1.0, 0.5, 0.1 * i) for i, n in enumerate(UR3_POSITION_MODELS)}
+    models = {n: ModelRow(_err(10.0 / (i + 1)), {"<=1mm": 0.5, "<=0.1mm": 0.25}, 1.0, 0.5, 0.1 * i, trained_by=f"phase{i}") for i, n in enumerate(UR3_POSITION_MODELS)}
     figs = {k: f"results/{k}.png" for k in ("cdf", "finetune", "overlays", "cross_section")}
     t2 = [TableIIRow(deg, m, _err(1.0 + i), 1.0, 3.0) for deg in (90, 180) for i, m in enumerate(("emssl", "regression", "distal", "cgan"))]
     t3 = [TableIIIRow(s, 128, 0.1, 0.1, t, None) for s, t in (("none", 2.0), ("batch", 1.0), ("vectorized", 1.5), ("both", 0.25))]
@@ -65,8 +65,8 @@ def test_every_section_renders_with_every_placeholder_filled():
     for heading in ("## UR3 position-only", "## EMSSL", "## Planar arms", "## Artificial chains", "## UR3 full pose", "## UR3 near-singular targets", "## Speed"):
         assert md.count(heading) == 1
     assert "$" not in md and "FAILED" not in md
-    for name in UR3_POSITION_MODELS:
-        assert f"| {name} |" in md
+    for i, name in enumerate(UR3_POSITION_MODELS):
+        assert f"| {name} | phase{i} |" in md  # what produced each model's weights, next to its name
     for base, tuned in FINETUNED.items():
         assert f"{base} 10.0 -> {tuned}" in md or f"-> {tuned}" in md
     assert "(results/ur3_pose_overlays.png)" in md and "pytorch-kinematics restarts cover 97.0 %" in md

@@ -50,6 +50,7 @@ class ModelRow(SectionResult):
     mmd: float
     paper_mean_mm: float | None = None
     training_seconds: float | None = None
+    trained_by: str | None = None  # the training that produced the surviving weights (checkpoint record)
 
 
 @dataclass
@@ -78,7 +79,8 @@ def run(ctx: Context) -> UR3PositionResult:
         d = ev.to_dict()
         errs[name] = ev.precision.position_error.flatten()
         floor = ev.diversity.mmd_noise_floor
-        rows[name] = ModelRow(d["position_error_mm"], d["success"], d["in_limits_fraction"], d["class_coverage"], d["mmd"], paper_mean_mm(name), (info.training or {}).get("wall_seconds"))
+        training = info.training or {}
+        rows[name] = ModelRow(d["position_error_mm"], d["success"], d["in_limits_fraction"], d["class_coverage"], d["mmd"], paper_mean_mm(name), training.get("wall_seconds"), training.get("trained_by"))
         ctx.log(f"  {name}: mean {rows[name].position_error_mm['mean']:.3f} mm, class coverage {rows[name].class_coverage:.2f}, MMD {rows[name].mmd:.3f}")
     out = UR3PositionResult(rows, s.ur3_targets, s.diversity_targets, s.diversity_samples, floor, s.reference_orientations)
     out.figures["cdf"] = _cdf_figure(ctx, errs)
@@ -154,8 +156,8 @@ def template_values(r: UR3PositionResult) -> dict[str, str]:
     rows = []
     for name, m in r.models.items():
         e = m.position_error_mm
-        rows.append([name, e["mean"], e["median"], e["p95"], e["max"], m.success["<=1mm"] * 100, m.success["<=0.1mm"] * 100, m.class_coverage, m.mmd, paper_mean_mm(name)])
-    table = md_table(["model", "mean mm", "median mm", "p95 mm", "max mm", "≤1 mm %", "≤0.1 mm %", "class coverage", "MMD", "CEMSSL paper mm"], rows)
+        rows.append([name, m.trained_by, e["mean"], e["median"], e["p95"], e["max"], m.success["<=1mm"] * 100, m.success["<=0.1mm"] * 100, m.class_coverage, m.mmd, paper_mean_mm(name)])
+    table = md_table(["model", "trained by", "mean mm", "median mm", "p95 mm", "max mm", "≤1 mm %", "≤0.1 mm %", "class coverage", "MMD", "CEMSSL paper mm"], rows)
     pairs = []
     for b, f in FINETUNED.items():
         if b in r.models and f in r.models:
