@@ -207,9 +207,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import torch
     import yaml
 
-    from .evaluation.precision import evaluate_precision
+    from .evaluation.evaluate import evaluate_model
     from .kinematics import load_robot
-    from .learning.pipeline import TrainOptions, train_model
+    from .learning.pipeline import FINAL_FIGURES, TrainOptions, train_model
     from .learning.recipe import apply_overrides, load_recipe
 
     recipe = apply_overrides(load_recipe(args.recipe), args.set)
@@ -227,8 +227,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     chain = load_robot(recipe.robot, recipe.base_link, recipe.tip_link)
 
     def evaluate(model) -> dict:
-        rep = evaluate_precision(model, chain, num_targets=1000, seed=recipe.seed).to_dict()
-        return {k: rep[k] for k in ("position_error_mm", "orientation_error_deg", "in_limits_fraction", "num_targets") if k in rep}
+        """The final model's figures for its record: precision and, on UR arms, class coverage / MMD."""
+        rep = evaluate_model(model, chain, num_targets=1000, seed=recipe.seed).to_dict()
+        return {k: rep[k] for k in FINAL_FIGURES if rep.get(k) is not None}
 
     out = args.output or f"out/{recipe.name}"
     options = TrainOptions(out=out, device=args.device, resume=args.resume, command="cemssl-ik " + shlex.join(sys.argv[1:]), evaluate=evaluate)

@@ -34,10 +34,12 @@ from .recipe import PHASE_KINDS, PhaseKind, Recipe, ResidualConfig
 from .supervised import SupervisedConfig, SupervisedTrainer
 from .unsupervised import UnsupervisedConfig, UnsupervisedTrainer
 
-__all__ = ["TrainOptions", "TrainResult", "PhaseContext", "PhaseOutcome", "PHASE_RUNNERS", "register_phase_kind", "train_model"]
+__all__ = ["FINAL_FIGURES", "TrainOptions", "TrainResult", "PhaseContext", "PhaseOutcome", "PHASE_RUNNERS", "register_phase_kind", "train_model"]
 
 #: evaluation of a model on held-out targets -> figures such as {"eval_error_mean": metres}
-Evaluate = Callable[[IKGenerator], dict[str, float]]
+Evaluate = Callable[[IKGenerator], dict[str, Any]]
+#: the figures of :meth:`cemssl_ik.evaluation.evaluate.ModelEvaluation.to_dict` a checkpoint's record keeps as ``final``
+FINAL_FIGURES = ("position_error_mm", "orientation_error_deg", "in_limits_fraction", "num_targets", "class_coverage", "mmd")
 
 
 @dataclass
