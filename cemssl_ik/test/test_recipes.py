@@ -241,3 +241,17 @@ def test_shipped_checkpoints_record_their_recipe_and_what_produced_their_weights
     if "parent" in record:
         assert record["parent"]["weights_sha256"] == read_metadata(record["parent"]["name"]).metadata["weights_sha256"]
     assert record["final"]["position_error_mm"]["mean"] > 0 and "history" not in json.dumps(record)
+
+
+def test_resume_continues_the_cemssl_phase_of_the_same_recipe_only(tmp_path):
+    torch.set_num_threads(1)
+    chain = planar_arm(3)
+    recipe = Recipe.from_dict({**BASE, "phases": [{"kind": "fkloss", "steps": 3, "eval_every": 0}, {"kind": "cemssl", "iterations": 1, "samples_per_iteration": 64, "epochs": 1, "eval_every": 0}]})
+    train_model(chain, recipe, TrainOptions(out=tmp_path / "m"))
+    more = apply_overrides(recipe, ["cemssl.iterations=3"])
+    result = train_model(chain, more, TrainOptions(out=tmp_path / "m", resume=True))
+    assert [p["kind"] for p in result.summary["phases"]] == ["fkloss", "cemssl"] and result.summary["phases"][1]["iterations"] == 3
+    assert result.summary["phases"][0]["steps"] == 3  # the phase before is taken as done, its record kept
+    other = Recipe.from_dict({**BASE, "name": "other", "phases": more.to_dict()["phases"]})
+    with pytest.raises(ValueError, match="saved by recipe 'r', not 'other'"):
+        train_model(chain, other, TrainOptions(out=tmp_path / "m", resume=True))

@@ -244,6 +244,8 @@ def _start_model(chain: KinematicChain, recipe: Recipe, options: TrainOptions, r
     if options.resume:
         start = recipe.phase_index("cemssl")
         model, info = load_checkpoint(options.out, chain, device=options.device)
+        if info.training.get("recipe") != recipe.name:
+            raise ValueError(f"resume: {options.out} was saved by recipe {info.training.get('recipe')!r}, not {recipe.name!r}; resume it with its own recipe")
         done = info.training.get("phases", [])[:start]
         record["phases"] = [p for p in done if isinstance(p, dict)]
         for key in ("parent", "base_symmetry_added"):
