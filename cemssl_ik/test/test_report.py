@@ -85,3 +85,27 @@ def test_update_reruns_only_the_named_sections(report):
     assert "sections ur3_position were run again" in md and "## EMSSL" in md
     bad = subprocess.run([sys.executable, "-m", "cemssl_ik.cli", "bench", "report", "--quick", "--out", str(out), "--update"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--sections" in bad.stderr
+
+
+def test_trained_models_go_through_recipes_with_the_phase_defaults():
+    """The report's own models are one-phase recipes: only the budget, the evaluation cadence and
+    the listed CEMSSL settings differ from the phase config's defaults (no second set of defaults)."""
+    import dataclasses
+    from pathlib import Path
+
+    from cemssl_ik.evaluation.report.base import Context
+    from cemssl_ik.evaluation.report.scales import SCALES
+    from cemssl_ik.evaluation.report.training import CEMSSL_FIELDS, METHODS, recipe_for
+    from cemssl_ik.kinematics import planar_arm
+    from cemssl_ik.learning.recipe import PHASE_KINDS
+
+    ctx = Context(SCALES["quick"], Path("unused"), 0, print)
+    allowed = {"steps", "iterations", "eval_every", "eval_targets", "samples_per_iteration", "max_seconds", "seed", *CEMSSL_FIELDS}
+    for method, (model_method, kind) in METHODS.items():
+        recipe = recipe_for(ctx, planar_arm(4), method, "position", 7.0, seed=3)
+        (phase,) = recipe.phases
+        assert phase.kind == kind and recipe.model.method == model_method
+        assert phase.config.max_seconds == 7.0 and phase.config.seed == 3
+        default = PHASE_KINDS[kind].config()
+        changed = {f.name for f in dataclasses.fields(default) if getattr(default, f.name) != getattr(phase.config, f.name)}
+        assert changed <= allowed, (method, changed - allowed)
