@@ -69,7 +69,7 @@ def ur_class_coverage(solutions: torch.Tensor, valid: torch.Tensor) -> torch.Ten
 def mmd_imq(x: torch.Tensor, y: torch.Tensor, scales: Sequence[float] = (0.05, 0.2, 0.9)) -> float:
     """Squared maximum mean discrepancy with a multi-scale inverse multiquadric kernel.
 
-    k(a, b) = sum_s s^2 / (s^2 + ||a - b||^2) (paper 001's posterior-mismatch metric); x (N, d), y (M, d).
+    k(a, b) = sum_s s^2 / (s^2 + ||a - b||^2) (the posterior-mismatch metric of Schwaiger and Brunner, cVAE vs INN); x (N, d), y (M, d).
     """
     x, y = x.double(), y.double()
 

@@ -1,4 +1,4 @@
-"""Precision of an inverse model alone (paper 000 eq. 3): no refinement, held-out targets."""
+"""Precision of an inverse model alone (the CEMSSL paper's eq. 3): no refinement, held-out targets."""
 
 from __future__ import annotations
 
