@@ -109,3 +109,19 @@ def test_cli_eval_prints_all_three(ur3):
     assert 0 <= data["class_coverage"] <= 1 and math.isfinite(data["mmd"]) and data["diversity"]["targets"] == 4
     bad = subprocess.run([*base, "--diversity-samples", "1"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--diversity-samples" in bad.stderr
+
+
+def test_reference_posterior_keeps_to_the_learning_limits(ur3):
+    """A UR3 limited to +-90 deg is trained on that range: its posterior has only those solutions."""
+    import dataclasses
+
+    limited = type(ur3)([dataclasses.replace(j, lower=-math.pi / 2, upper=math.pi / 2) if j.movable else j for j in ur3.joints], name="ur3_pm90")
+    assert ur_model_of(limited) == "ur3"
+    q = limited.sample_configurations(6, torch.Generator().manual_seed(0))
+    p = limited.forward(q).position
+    full = reference_posterior("ur3", "base_link", p, None, 32, seed=0)
+    kept = reference_posterior("ur3", "base_link", p, None, 32, seed=0, chain=limited)
+    for b in range(len(p)):
+        assert 0 < len(kept.solutions[b]) < len(full.solutions[b])
+        assert limited.within_limits(kept.solutions[b]).all()
+        assert not (kept.classes[b] & ~full.classes[b]).any()

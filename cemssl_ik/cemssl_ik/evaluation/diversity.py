@@ -4,7 +4,9 @@ A multi-solution model is only useful if its samples spread over the target's so
 arms the solutions are known in closed form, which gives a reference to measure that spread:
 
 - position-only targets: the analytic solutions of the position over random orientations (a
-  uniform draw of rotations); for pose targets: the analytic solutions of the pose;
+  uniform draw of rotations); for pose targets: the analytic solutions of the pose; in both
+  cases only the solutions inside the chain's learning limits (the support of the uniform prior
+  the models are trained under);
 - **class coverage**: share of the configuration classes (shoulder, elbow, wrist) present in the
   reference that are hit by at least one model sample within ``near_m`` of the target (and, for
   pose models, within ``near_rad`` of its orientation), averaged over targets;
@@ -23,6 +25,7 @@ import torch
 
 from ..kinematics.branches import branch_labeler, check_chain
 from ..kinematics.chain import KinematicChain
+from ..kinematics.limits import nearest_periodic_copy
 from ..kinematics.transforms import quaternion_to_matrix, rotation_angle
 from ..kinematics.ur_analytic import UR_DH, URAnalyticIK, ur_branch_ids
 from ..learning.targets import TargetBatch
@@ -69,10 +72,20 @@ class ReferencePosterior:
         return min((len(s) for s in self.solutions), default=0)
 
 
+def _in_learning_limits(chain: KinematicChain | None, q: torch.Tensor) -> torch.Tensor:
+    """Solutions with a 2*pi copy inside the chain's learning limits (the prior's support), as that copy."""
+    if chain is None or not len(q):
+        return q
+    lo, hi = chain.learning_limits()
+    moved, within = nearest_periodic_copy(q, torch.zeros(q.shape[-1], dtype=q.dtype), lo, hi, chain.periodic)
+    return moved[within]
+
+
 @torch.no_grad()
-def reference_posterior(spec: str, frame: str, position: torch.Tensor, rotation: torch.Tensor | None, orientations: int, seed: int) -> ReferencePosterior:
+def reference_posterior(spec: str, frame: str, position: torch.Tensor, rotation: torch.Tensor | None, orientations: int, seed: int, chain: KinematicChain | None = None) -> ReferencePosterior:
     """Analytic solutions of each target: of the pose when ``rotation`` is given, else of the
-    position over ``orientations`` random rotations (drawn with ``seed``)."""
+    position over ``orientations`` random rotations (drawn with ``seed``); with ``chain``, only
+    those inside its learning limits (a UR3 limited to +-90 deg has fewer solutions)."""
     B = len(position)
     if rotation is None:
         quat = torch.randn(B, orientations, 4, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
@@ -85,7 +98,7 @@ def reference_posterior(spec: str, frame: str, position: torch.Tensor, rotation:
     ok = res.valid.reshape(B, orientations * 8)
     refs, classes = [], torch.zeros(B, 8, dtype=torch.bool)
     for b in range(B):
-        q = sol[b][ok[b]]
+        q = _in_learning_limits(chain, sol[b][ok[b]])
         refs.append(wrap_angles(q))
         if len(q):
             classes[b, ur_branch_ids(q, spec).unique()] = True
@@ -154,12 +167,12 @@ def evaluate_diversity(
     frame = _frame_of(chain, spec)
     pose = model.config.target == "pose"
     rot = targets.rotation if pose else None
-    refs = reference_posterior(spec, frame, targets.position, rot, reference_orientations, seed + 5)
+    refs = reference_posterior(spec, frame, targets.position, rot, reference_orientations, seed + 5, chain)
     # a pose's reference is its (at most 8) solutions, exact: no noise floor; a position's is a
     # random draw, cut to a common size so every target's MMD has the same resolution
     floor, n_ref = 0.0, MAX_REFERENCE
     if not pose:
-        refs2 = reference_posterior(spec, frame, targets.position, None, reference_orientations, seed + 6)
+        refs2 = reference_posterior(spec, frame, targets.position, None, reference_orientations, seed + 6, chain)
         n_ref = min(n_ref, refs.smallest(), refs2.smallest())
         floor = float(np.mean([mmd_imq(a[:n_ref], b[:n_ref]) for a, b in zip(refs.solutions, refs2.solutions)])) if n_ref else math.nan
     was_training = model.training
