@@ -39,7 +39,8 @@ def _results() -> dict:
         "emssl": EMSSLResult(t2, t3, 3.0, {"curves": "results/emssl_learning_curves.png"}),
         "planar": PlanarResult([PlanarRow(4, m, 0.1 * (i + 1), _err(100.0), 50.0, 3.0, 50) for i, m in enumerate(("cvae", "cinn", "cemssl"))], 0.02, 3, 3.0),
         "artificial": ArtificialResult([ArtificialRow(4, t, m, _err(20.0), 2.0, _err(5.0) if t == "pose" else None) for t in ("position", "pose") for m in ("regression", "unsupervised", "cemssl")], 2.0),
-        "ur3_pose": UR3PoseResult(10, {"position_error_mm": _err(25.0), "orientation_error_deg": _err(8.0), "in_limits_fraction": 1.0},
+        "ur3_pose": UR3PoseResult(10, {"position_error_mm": _err(25.0), "orientation_error_deg": _err(8.0), "in_limits_fraction": 1.0, "class_coverage": 0.25, "mmd": 0.006,
+                                       "diversity": {"targets": 4, "samples_per_target": 8, "near_m": 0.01, "near_rad": 0.1}},
                                   {OURS: _solver(0.98, 5e4), "analytic": _solver(1.0, 3e5), "pytorch_kinematics": _solver(0.97, 1e3), "ikpy": {"absent": "No module named 'ikpy'"}},
                                   {"overlays": "results/ur3_pose_overlays.png"}),
         "hard_targets": HardTargetsResult(2, 32, {}),
@@ -70,6 +71,7 @@ def test_every_section_renders_with_every_placeholder_filled():
     for base, tuned in FINETUNED.items():
         assert f"{base} 10.0 -> {tuned}" in md or f"-> {tuned}" in md
     assert "(results/ur3_pose_overlays.png)" in md and "pytorch-kinematics restarts cover 97.0 %" in md
+    assert "(8 samples on each of 4 poses): class coverage 0.25 (classes with a sample within 10 mm and 5.7°), MMD 0.006" in md
     # the generated text states measurements, never a verdict on an issue's target
     assert not re.search(r"\bissue|\bmeets\b|\bbelow the\b", md, re.IGNORECASE)
 
@@ -88,11 +90,12 @@ def test_papers_are_quoted_from_their_tables():
 def test_optional_parts_are_left_out_without_their_numbers_and_failures_are_shown():
     results = _results()
     del results["ur3_pose"].solvers["pytorch_kinematics"]
+    del results["ur3_pose"].raw_model["diversity"]  # a run from before the pose model's diversity was measured
     results["ur3_pose"].figures.clear()
     report = _report(results)
     report["sections"]["planar"] = {"error": "RuntimeError: boom", "traceback": "..."}
     md = render_markdown(report)
-    assert "restarts cover" not in md and "pose overlays" not in md
+    assert "restarts cover" not in md and "pose overlays" not in md and "each pose's analytic solutions" not in md
     assert "## planar: FAILED" in md and "`RuntimeError: boom`" in md and "## Planar arms" not in md
     assert "$" not in md
 

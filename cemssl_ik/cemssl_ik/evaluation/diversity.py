@@ -111,7 +111,9 @@ class DiversityReport:
 
     Attributes:
         class_coverage: mean over targets of the share of reference classes hit (0..1).
-        mmd: mean over targets of the squared MMD between samples and reference.
+        mmd: mean over targets of the squared MMD between samples and reference (an unbiased
+            estimate: near 0 it can come out slightly negative; a pose's reference has at most 8
+            solutions, so pose models need many targets for a stable mean).
         mmd_noise_floor: MMD between two independent reference sets (position-only; 0 for poses).
         targets, samples_per_target: how many targets and model samples per target.
         reference_orientations: random orientations per position (1 for pose targets).

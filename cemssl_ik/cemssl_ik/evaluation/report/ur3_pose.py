@@ -14,9 +14,10 @@ from ...kinematics import load_robot
 from ...kinematics.chain import KinematicChain
 from ...learning.targets import EVAL_SEED_OFFSET, sample_targets
 from ...models import load_checkpoint
+from ..evaluate import evaluate_model
 from ..metrics import analytic_coverage
 from ..plots import plot_arm_overlays
-from ..precision import evaluate_precision, summarize
+from ..precision import summarize
 from .base import Context, SectionResult, errors, md_table
 
 __all__ = ["OURS", "POSE_MODEL", "UR3PoseResult", "run", "score", "template_values"]
@@ -29,7 +30,9 @@ OURS = "cemssl_ik (K=32, refined)"
 
 @dataclass
 class UR3PoseResult(SectionResult):
-    """``solvers``: name -> :func:`score` dict, or ``{"absent": why}`` for a peer not installed."""
+    """``solvers``: name -> :func:`score` dict, or ``{"absent": why}`` for a peer not installed;
+    ``raw_model``: the pose model alone (:meth:`~..evaluate.ModelEvaluation.to_dict`'s precision
+    and diversity fields)."""
 
     targets: int
     raw_model: dict
@@ -107,8 +110,9 @@ def run(ctx: Context) -> UR3PoseResult:
     targets = sample_targets(chain, ctx.scale.pose_targets, torch.Generator().manual_seed(ctx.seed + EVAL_SEED_OFFSET + 1))
     P, R = targets.position, targets.rotation
     model, _ = load_checkpoint(POSE_MODEL, chain)
-    raw = evaluate_precision(model, chain, targets=targets, seed=ctx.seed)
-    raw_dict = {"position_error_mm": summarize(raw.position_error.flatten() * 1e3), "orientation_error_deg": summarize(torch.rad2deg(raw.orientation_error.flatten())), "in_limits_fraction": float(raw.in_limits.double().mean())}
+    s = ctx.scale
+    raw = evaluate_model(model, chain, targets=targets, seed=ctx.seed, diversity_targets=s.diversity_targets, diversity_samples=s.diversity_samples)
+    raw_dict = {k: v for k, v in raw.to_dict().items() if k in ("position_error_mm", "orientation_error_deg", "in_limits_fraction", "class_coverage", "mmd", "diversity")}
     solver = IKSolver(model, chain, seed=ctx.seed)
     solver.warmup()
     out = UR3PoseResult(ctx.scale.pose_targets, raw_dict, {OURS: _ours(chain, solver, P, R)})
@@ -141,6 +145,12 @@ def template_values(r: UR3PoseResult) -> dict[str, str]:
         "table": md_table(["solver", "targets", "returned / target", "precise / target", "solved %", "coverage %", "precise solutions/s", "ms / target", "p50 ms / call"], rows),
         "figure_overlays": r.figures.get("overlays", ""),
     }
+    d = r.raw_model.get("diversity") or {}
+    if r.raw_model.get("class_coverage") is not None and "samples_per_target" in d:
+        out.update(
+            raw_coverage=f"{r.raw_model['class_coverage']:.2f}", raw_mmd=f"{r.raw_model['mmd']:.3g}",
+            raw_samples=str(d["samples_per_target"]), raw_targets=str(d["targets"]), raw_near_mm=f"{d['near_m'] * 1e3:.0f}", raw_near_deg=f"{math.degrees(d['near_rad']):.1f}",
+        )
     ours = next((v for k, v in r.solvers.items() if k.startswith("cemssl_ik")), None)
     pk = r.solvers.get("pytorch_kinematics", {})
     if ours and pk and "absent" not in pk:
