@@ -69,6 +69,7 @@ class AdaptationConfig:
         rotation_weight: FK-loss weight of the orientation error (pose models).
         joint_margin: radians kept from the joint limits by identification configurations.
         checkpoint_every: seconds between checkpoints during fine-tuning.
+        robot_lr: learning rate of black-box CEMSSL (the ``robot`` strategy).
         seed: RNG seed of configurations and training.
     """
 
@@ -81,12 +82,13 @@ class AdaptationConfig:
     rotation_weight: float = 0.1
     joint_margin: float = 0.2
     checkpoint_every: float = 60.0
+    robot_lr: float = 3e-4
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.identify_moves < 1 or self.eval_targets < 1 or self.batch_size < 1:
             raise ValueError("identify_moves, eval_targets and batch_size must be >= 1")
-        for name in ("train_minutes", "lr", "lr_final", "checkpoint_every"):
+        for name in ("train_minutes", "lr", "lr_final", "checkpoint_every", "robot_lr"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {v}")
@@ -343,39 +345,43 @@ class Adapter:
         return self._train_and_measure(goal, name, chain, urdf, before, {"strategy": "calibration_file", "calibration_file": goal.calibration_file})
 
     def _robot(self, goal: LearnGoal, name: str) -> LearnOutcome:
-        from .cemssl import CEMSSLConfig, CEMSSLTrainer
+        """Black-box CEMSSL with the robot as the forward model, within the move and time budgets."""
+        from .blackbox import BlackBoxCEMSSL, BlackBoxConfig
 
         before, _ = self.measure_model()
         self._report("evaluate", precision_mm=before, message=f"model alone on the robot before: {before:.3f} mm")
         c = self.config
-        budget = goal.max_moves or 20 * self.config.identify_moves
-        per_member = max(1, min(64, budget // (4 * self.model.num_members)))
-        iterations = max(1, budget // (per_member * self.model.num_members))
-        minutes = goal.max_minutes or c.train_minutes
-        cfg = CEMSSLConfig(
-            iterations=iterations, epochs=10, samples_per_iteration=per_member, inference_batch=per_member,
-            training_batch=min(32, per_member), lr=c.lr, lr_final=c.lr_final, projected_targets=False, keep_best=False,
-            exploration_noise=0.0, eval_every=0, max_seconds=minutes * 60, seed=c.seed,
+        budget = goal.max_moves or 20 * c.identify_moves
+        members = self.model.num_members
+        cfg = BlackBoxConfig(
+            iterations=1_000_000, max_evaluations=budget, max_seconds=(goal.max_minutes or c.train_minutes) * 60,
+            samples_per_iteration=max(members, min(2000, budget // 8)), eval_targets=max(members, min(500, budget // 10)),
+            eval_every=1, lr=c.robot_lr, lr_final=c.robot_lr, seed=c.seed,
         )  # fmt: skip
         if hasattr(self.robot, "kind"):
             self.robot.kind = "cemssl"
         moves_before = getattr(self.robot, "moves", 0)
-        trainer = CEMSSLTrainer(self.model, self.chain, cfg, forward_model=self.robot)
+        trainer = BlackBoxCEMSSL(self.model, self.chain, cfg, _CancellableForwardModel(self.robot, self._check_cancel), random_joints=lambda n: torch.as_tensor(self.random_configurations(n)))
+        started = time.monotonic()
 
         def on_iteration(stats) -> None:
-            self.moves += per_member * self.model.num_members
-            self._check_cancel()
-            self._report("train", progress=trainer.current_progress(), message=f"iteration {stats.iteration}/{iterations}: sampled error {stats.sampled_error_mean * 1e3:.3f} mm")
+            self.moves = moves_before + stats.evaluations
+            done = trainer.current_progress()
+            eta = (time.monotonic() - started) * (1 - done) / done if done > 0 else math.nan
+            measured = stats.eval_error_mean * 1e3 if stats.eval_error_mean is not None else math.nan
+            self._report("train", precision_mm=measured, progress=done, eta_s=eta, message=f"iteration {stats.iteration}: {stats.evaluations}/{budget} moves, sampled error {stats.sampled_error_mean * 1e3:.3f} mm, held-out {measured:.3f} mm")
 
-        trainer.run(on_iteration)
+        reason = trainer.run(on_iteration)
+        self.moves = moves_before + trainer.evaluations
         self.model.eval()
         self._report("evaluate", message="measuring the model on the robot")
         after, refined = self.measure_model(self.chain)
-        base = self._save(name, self.chain, _nominal_urdf(), {"strategy": "robot", "phase": "done", "error_before_mm": before, "error_after_mm": after, "iterations": trainer.iteration, "robot_moves": getattr(self.robot, "moves", 0) - moves_before})
+        record = {"strategy": "robot", "phase": "done", "error_before_mm": before, "error_after_mm": after, "stop": reason, "training": trainer.summary()}
+        base = self._save(name, self.chain, _nominal_urdf(), record)
         self._report("save", precision_mm=after, progress=1.0, message=f"saved {base.name}")
         return LearnOutcome(
             True,
-            f"model alone on the robot: {before:.3f} mm -> {after:.3f} mm after {trainer.iteration} CEMSSL iteration(s); refined answers (nominal chain) {refined:.3f} mm",
+            f"model alone on the robot: {before:.3f} mm -> {after:.3f} mm after {trainer.iteration} black-box CEMSSL iteration(s), {trainer.evaluations} moves; refined answers (nominal chain) {refined:.3f} mm",
             checkpoint=str(base) + ".safetensors", urdf=str(self.output_dir / f"{name}.urdf"),
             error_before_mm=before, error_after_mm=after, refined_error_mm=refined,
         )  # fmt: skip
@@ -427,6 +433,20 @@ class Adapter:
             refined_error_mm=refined,
             identification=record.get("identification"),
         )
+
+
+class _CancellableForwardModel:
+    """The robot, with a cancellation check before every batch it is sent (cancel stops between moves)."""
+
+    def __init__(self, inner: ForwardModel, check: Callable[[], None], batch: int = 10) -> None:
+        self.inner, self.check, self.batch = inner, check, batch
+
+    def evaluate(self, q: torch.Tensor) -> ForwardResult:
+        parts = []
+        for s in range(0, len(q), self.batch):
+            self.check()
+            parts.append(self.inner.evaluate(q[s : s + self.batch]))
+        return ForwardResult(*(torch.cat([getattr(r, f) for r in parts]) for f in ("q", "position", "rotation", "valid")))
 
 
 def identify_from_samples(chain: KinematicChain, q: np.ndarray, position: np.ndarray, quaternion: np.ndarray | None):
