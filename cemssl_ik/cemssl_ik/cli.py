@@ -226,9 +226,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     chain = load_robot(recipe.robot, recipe.base_link, recipe.tip_link)
 
-    def evaluate(model) -> dict:
-        """The final model's figures for its record: precision and, on UR arms, class coverage / MMD."""
-        rep = evaluate_model(model, chain, num_targets=1000, seed=recipe.seed).to_dict()
+    def evaluate(model, arm=None) -> dict:
+        """The final model's figures for its record: precision and, on UR arms, class coverage / MMD,
+        on the recipe's robot or on the arm a phase adapted the model to."""
+        rep = evaluate_model(model, arm or chain, num_targets=1000, seed=recipe.seed).to_dict()
         return {k: rep[k] for k in FINAL_FIGURES if rep.get(k) is not None}
 
     out = args.output or f"out/{recipe.name}"

@@ -140,7 +140,7 @@ def adaptation_demo() -> int:
     from cemssl_ik_interfaces.action import Learn
     from cemssl_ik_interfaces.srv import GetIKSolutions
 
-    from .sim.perturbation import KinematicPerturbation, perturbed_chain, uniform_link_change
+    from .kinematics.perturbation import KinematicPerturbation, perturbed_chain, uniform_link_change
 
     nominal = load_robot("ur3")
     true_arm = perturbed_chain(nominal, KinematicPerturbation(link_length_changes=uniform_link_change(nominal, LINK_CHANGE)))

@@ -25,7 +25,7 @@ from launch_ros.actions import Node
 
 def _nodes(context):
     from cemssl_ik.kinematics import load_robot
-    from cemssl_ik.sim.perturbation import uniform_link_change
+    from cemssl_ik.kinematics.perturbation import uniform_link_change
 
     cfg = context.launch_configurations
     share = get_package_share_directory("cemssl_ik")

@@ -8,13 +8,14 @@ import math
 import pytest
 import torch
 from cemssl_ik.kinematics import load_robot
+from cemssl_ik.kinematics.perturbation import KinematicPerturbation, perturbed_chain, uniform_link_change
 from cemssl_ik.learning import AnalyticForwardModel
 from cemssl_ik.learning.adaptation import AdaptationConfig, Adapter, LearnGoal, LoggedForwardModel
 from cemssl_ik.learning.blackbox import BlackBoxCEMSSL, BlackBoxConfig
 from cemssl_ik.learning.forward_model import ForwardResult
 from cemssl_ik.learning.sample_log import SampleLog
+
 from cemssl_ik.models import load_checkpoint
-from cemssl_ik.sim.perturbation import KinematicPerturbation, perturbed_chain, uniform_link_change
 
 UR3 = load_robot("ur3")
 LONGER = perturbed_chain(UR3, KinematicPerturbation(link_length_changes=uniform_link_change(UR3, 0.05)))

@@ -9,13 +9,13 @@ import pytest
 import torch
 import yaml
 from cemssl_ik.kinematics import KinematicChain, load_robot
+from cemssl_ik.kinematics.perturbation import KinematicPerturbation, perturbed_chain, uniform_link_change
 from cemssl_ik.kinematics.robots import find_package_file
 from cemssl_ik.kinematics.transforms import rotation_angle
 from cemssl_ik.kinematics.ur_calibration import apply_ur_calibration, load_ur_calibration, parse_ur_calibration
 from cemssl_ik.kinematics.urdf import fixed_transform
 from cemssl_ik.learning.calibration import CalibrationConfig, calibrate_chain, calibration_parameter_names, calibration_trial
 from cemssl_ik.learning.forward_model import AnalyticForwardModel
-from cemssl_ik.sim.perturbation import KinematicPerturbation, perturbed_chain, uniform_link_change
 from conftest import PACKAGE_ROOT
 
 UR3 = load_robot("ur3")

@@ -105,6 +105,7 @@ def _tiny(recipe: Recipe) -> list[str]:
         "fkloss": ["steps=3", "eval_every=3"],
         "cemssl": ["iterations=1", "samples_per_iteration=64", "inference_batch=64", "eval_targets=50"],
         "residual": ["steps=2", "stage=[8]"],
+        "blackbox_cemssl": ["iterations=1", "samples_per_iteration=64", "eval_targets=50"],
     }
     return sets + [f"phases.{i}.{s}" for i, p in enumerate(recipe.phases) for s in tiny[p.kind]]
 

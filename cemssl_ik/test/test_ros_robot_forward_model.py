@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 from cemssl_ik.kinematics import load_robot
+from cemssl_ik.kinematics.perturbation import KinematicPerturbation, perturbed_chain, uniform_link_change
 from cemssl_ik.learning.robot_moves import SettleConfig
 from cemssl_ik.learning.sample_log import SampleLog
 from cemssl_ik.safety import SafetyChecker, SafetyConfig
-from cemssl_ik.sim.perturbation import KinematicPerturbation, perturbed_chain, uniform_link_change
 from conftest import NodeProcess, requires_ros
 
 pytestmark = requires_ros

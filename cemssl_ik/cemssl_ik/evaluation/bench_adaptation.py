@@ -20,13 +20,13 @@ from typing import Callable
 import torch
 
 from ..kinematics import KinematicChain, load_robot
+from ..kinematics.perturbation import uniform_link_change
 from ..learning.adaptation import AdaptationConfig, Adapter, LearnGoal, LoggedForwardModel, chain_from_calibration_file, identify_from_samples
 from ..learning.sample_log import SampleLog
 from ..learning.targets import sample_targets
 from ..models import load_checkpoint
 from ..safety import SafetyChecker, SafetyConfig
 from ..sim import KinematicPerturbation, SimConfig, SimUR3
-from ..sim.perturbation import uniform_link_change
 from ..sim.sim_forward_model import SimForwardModel
 
 __all__ = ["AdaptationRecord", "run_adaptation", "true_errors"]

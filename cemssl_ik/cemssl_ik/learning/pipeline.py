@@ -26,11 +26,15 @@ from typing import Any, Callable
 import torch
 
 from ..kinematics.chain import KinematicChain
+from ..kinematics.perturbation import KinematicPerturbation, perturbed_chain, uniform_link_change
+from ..kinematics.robots import load_robot
 from ..models import IKGenerator, check_residual_stage, load_checkpoint, new_model, save_checkpoint, with_base_symmetry, with_residual_stage
 from ..models.checkpoint import atomic_write_bytes
 from ..models.provenance import trained_by_label
+from .blackbox import BlackBoxCEMSSL
 from .cemssl import CEMSSLConfig, CEMSSLTrainer
-from .recipe import PHASE_KINDS, PhaseKind, Recipe, ResidualConfig
+from .forward_model import AnalyticForwardModel
+from .recipe import PHASE_KINDS, BlackBoxPhaseConfig, PhaseKind, Recipe, ResidualConfig
 from .supervised import SupervisedConfig, SupervisedTrainer
 from .unsupervised import UnsupervisedConfig, UnsupervisedTrainer
 
@@ -52,8 +56,10 @@ class TrainOptions:
         resume: continue the recipe's CEMSSL phase from ``out``'s saved trainer state (the
             phases before it are taken as done).
         command: the command line, recorded in the checkpoint.
-        evaluate: held-out evaluation of the final model (and for phase runners that take one);
-            without it the final figures are the last phase's own held-out evaluation.
+        evaluate: held-out evaluation of the final model (and for phase runners that take one),
+            ``evaluate(model)`` on the recipe's robot, ``evaluate(model, arm=chain)`` on the arm a
+            phase adapted the model to; without it the final figures are the last phase's own
+            held-out evaluation.
     """
 
     out: str | Path = "model"
@@ -106,12 +112,15 @@ class PhaseOutcome:
         curves: learning curves for the sidecar file (any size).
         survived: whether the phase changed the weights the model leaves with (False when it ran
             no step, or when keep-best restored the weights it started from).
+        arm: the arm the phase adapted the model to, when it is not the recipe's robot (the final
+            figures are then measured on it: ``evaluate(model, arm=arm)``).
     """
 
     model: IKGenerator
     record: dict[str, Any]
     curves: dict[str, Any] = field(default_factory=dict)
     survived: bool = True
+    arm: KinematicChain | None = None
 
 
 Runner = Callable[[PhaseContext, Any], PhaseOutcome]
@@ -216,8 +225,35 @@ def run_cemssl(ctx: PhaseContext, config: CEMSSLConfig) -> PhaseOutcome:
     return PhaseOutcome(ctx.model, record, {"history": trainer.history}, survived=trainer.iteration > 0 and not discarded)
 
 
+def run_blackbox_cemssl(ctx: PhaseContext, config: BlackBoxPhaseConfig) -> PhaseOutcome:
+    """Black-box CEMSSL against a simulated arm (the FK of ``arm_urdf``, links changed by
+    ``arm_link_change``), only ever called; the record names the arm."""
+    arm = ctx.chain
+    if config.arm_urdf:
+        arm = load_robot(config.arm_urdf, ctx.chain.base_link, ctx.chain.tip_link)
+        if arm.joint_names != ctx.chain.joint_names:
+            raise ValueError(f"arm_urdf {config.arm_urdf}: joints {arm.joint_names} differ from the robot's {ctx.chain.joint_names}")
+    if config.arm_link_change:
+        arm = perturbed_chain(arm, KinematicPerturbation(link_length_changes=uniform_link_change(arm, config.arm_link_change)))
+    trainer = BlackBoxCEMSSL(ctx.model, ctx.chain, config.trainer_config(), AnalyticForwardModel(arm))
+    reason = trainer.run(lambda stats: ctx.report("blackbox_cemssl", {**stats.__dict__, "loss": stats.train_loss, "iterations": config.iterations}))
+    summary = trainer.summary()
+    final = summary["best_eval_error_mean"] if config.keep_best else next((h["eval_error_mean"] for h in reversed(trainer.history) if h["eval_error_mean"] is not None), None)
+    record = {
+        "iterations": trainer.iteration,
+        "forward_evaluations": trainer.evaluations,
+        "stop": reason,
+        "best_iteration": summary["best_iteration"],
+        "initial_eval_error_mean": trainer.initial_error,
+        "eval_error_mean": final,
+        "arm": {"urdf": config.arm_urdf or None, "link_change": config.arm_link_change},
+    }
+    changed = arm is not ctx.chain
+    return PhaseOutcome(ctx.model, record, {"history": trainer.history}, survived=summary["weights_survived"], arm=arm if changed else None)
+
+
 #: phase kind -> its runner (kinds and their configs: :data:`~.recipe.PHASE_KINDS`)
-PHASE_RUNNERS: dict[str, Runner] = {"pretrain": run_pretrain, "fkloss": run_fkloss, "cemssl": run_cemssl, "residual": run_residual}
+PHASE_RUNNERS: dict[str, Runner] = {"pretrain": run_pretrain, "fkloss": run_fkloss, "cemssl": run_cemssl, "residual": run_residual, "blackbox_cemssl": run_blackbox_cemssl}
 
 
 def register_phase_kind(kind: str, config: type, runner: Runner, label: Callable[[Any, str], str], build: Callable[..., Any] | None = None) -> None:
@@ -292,14 +328,20 @@ def train_model(chain: KinematicChain, recipe: Recipe, options: TrainOptions | N
         return save_checkpoint(options.out, ctx.model, chain, out, curves={"recipe": recipe.name, "phases": curves})
 
     ctx = PhaseContext(model, chain, report, save, options.resume, options.out, options.evaluate)
+    arm = None  # the arm the weights were last adapted to, when not the recipe's robot
     for index in range(first, len(recipe.phases)):
         phase = recipe.phases[index]
         outcome = PHASE_RUNNERS[phase.kind](ctx, phase.config)
         ctx.model, ctx.resume = outcome.model, False
         record["phases"].append({"kind": phase.kind, **outcome.record, "survived": outcome.survived})
         curves.append({"kind": phase.kind, **outcome.curves})
+        if outcome.survived:
+            arm = outcome.arm
     last = [p["eval_error_mean"] for p in record["phases"] if p.get("eval_error_mean") is not None]
-    record["final"] = options.evaluate(ctx.model) if options.evaluate else {"eval_error_mean": last[-1] if last else None}
+    if options.evaluate is None:
+        record["final"] = {"eval_error_mean": last[-1] if last else None}
+    else:
+        record["final"] = options.evaluate(ctx.model) if arm is None else {**options.evaluate(ctx.model, arm=arm), "measured_on": "the arm of the last surviving phase"}
     path = save()
     summary = json.loads((path.with_suffix(".json")).read_text())["training"]
     return TrainResult(ctx.model, path, summary)

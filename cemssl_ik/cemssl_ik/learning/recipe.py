@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..models.generators import ModelConfig
+from .blackbox import BlackBoxConfig
 from .cemssl import CEMSSLConfig
 from .supervised import SupervisedConfig
 from .unsupervised import UnsupervisedConfig
@@ -96,6 +98,30 @@ class ResidualConfig(UnsupervisedConfig):
         return {**super().to_dict(), "stage": list(self.stage)}
 
 
+@dataclass
+class BlackBoxPhaseConfig(BlackBoxConfig):
+    """Black-box CEMSSL (:class:`~.blackbox.BlackBoxCEMSSL`) against a simulated arm: the FK of a
+    chain the trainer only calls, never differentiates.  Every :class:`BlackBoxConfig` field
+    applies, plus:
+
+    Attributes:
+        arm_urdf: URDF of the simulated arm, with the recipe's base and tip links ("" = the recipe's robot).
+        arm_link_change: metres added to every link of that arm (a changed arm the model adapts to).
+    """
+
+    arm_urdf: str = ""
+    arm_link_change: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (math.isfinite(self.arm_link_change) and abs(self.arm_link_change) <= 0.5):
+            raise ValueError(f"arm_link_change must be within +-0.5 m, got {self.arm_link_change!r}")
+
+    def trainer_config(self) -> BlackBoxConfig:
+        known = {f.name for f in dataclasses.fields(BlackBoxConfig)}
+        return BlackBoxConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in known})
+
+
 def _fkloss_config(**kw: Any) -> UnsupervisedConfig:
     if kw.get("train_residual"):
         raise ValueError("train_residual belongs to a residual phase (kind: residual), not to fkloss")
@@ -130,6 +156,7 @@ PHASE_KINDS: dict[str, PhaseKind] = {
     "fkloss": PhaseKind(UnsupervisedConfig, lambda c, m: "fkloss", _fkloss_config),
     "cemssl": PhaseKind(CEMSSLConfig, lambda c, m: "cemssl_fk" if c.fk_loss_weight > 0 else "cemssl"),
     "residual": PhaseKind(ResidualConfig, lambda c, m: "residual"),
+    "blackbox_cemssl": PhaseKind(BlackBoxPhaseConfig, lambda c, m: "cemssl"),
 }
 
 

@@ -145,7 +145,7 @@ class LearnerNode(Node):
             raise ValueError("joint_zero_offsets must be 6 and tool_offset 3 finite numbers")
 
     def _perturbation(self, p: dict):
-        from ..sim.perturbation import KinematicPerturbation, uniform_link_change
+        from ..kinematics.perturbation import KinematicPerturbation, uniform_link_change
 
         return KinematicPerturbation(
             link_length_changes=uniform_link_change(self.chain, p["link_length_change"]),
@@ -172,8 +172,8 @@ class LearnerNode(Node):
     def _make_robot(self, p: dict, group):
         kind = p["forward_model"]
         if kind == "analytic":
+            from ..kinematics.perturbation import perturbed_chain
             from ..learning.forward_model import AnalyticForwardModel
-            from ..sim.perturbation import perturbed_chain
 
             return LoggedForwardModel(AnalyticForwardModel(perturbed_chain(self.chain, self._perturbation(p))), self.log)
         if kind == "sim":

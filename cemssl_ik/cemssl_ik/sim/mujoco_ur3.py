@@ -29,9 +29,9 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from ..kinematics.chain import KinematicChain
+from ..kinematics.perturbation import KinematicPerturbation, perturbed_chain
 from ..kinematics.robots import find_package_file
 from ..kinematics.transforms import rpy_to_matrix, skew
-from .perturbation import KinematicPerturbation, perturbed_chain
 
 __all__ = ["SimConfig", "SimMeasurement", "SimUR3", "build_mjcf"]
 

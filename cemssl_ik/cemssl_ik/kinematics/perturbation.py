@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..kinematics.chain import JointSpec, KinematicChain
-from ..kinematics.transforms import skew
+from .chain import JointSpec, KinematicChain
+from .transforms import skew
 
 __all__ = ["KinematicPerturbation", "perturbed_chain", "uniform_link_change"]
 
