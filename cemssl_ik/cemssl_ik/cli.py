@@ -658,7 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
     brp = bench_sub.add_parser("report", help="every section of docs/RESULTS.md: papers' tables, diversity, peers side by side, plots")
     brp.add_argument("--quick", action="store_true", help="small sizes (about 2 minutes): a smoke run, not figures to quote")
     brp.add_argument("--out", default=None, help="output folder for RESULTS.md and results/ (default: docs, or out/report_quick with --quick)")
-    brp.add_argument("--sections", default=None, help="comma-separated subset of: ur3_position,emssl,planar,artificial,ur3_pose,hard_targets,speed")
+    brp.add_argument("--sections", default=None, help="comma-separated subset of: ur3_position,finetune_terms,emssl,planar,artificial,ur3_pose,hard_targets,speed")
     brp.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     brp.add_argument("--seed", type=int, default=0)
     brp.add_argument("--json", action="store_true", help="print the report JSON instead of the summary table")

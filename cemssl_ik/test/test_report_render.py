@@ -11,6 +11,7 @@ import pytest
 from cemssl_ik.evaluation.report import SECTIONS, render_markdown
 from cemssl_ik.evaluation.report.artificial import ArtificialResult, ArtificialRow
 from cemssl_ik.evaluation.report.emssl import EMSSLResult, TableIIIRow, TableIIRow
+from cemssl_ik.evaluation.report.finetune_terms import ARMS, FinetuneTermsResult, TermRow
 from cemssl_ik.evaluation.report.hard_targets import HardTargetsResult
 from cemssl_ik.evaluation.report.planar import PlanarResult, PlanarRow
 from cemssl_ik.evaluation.report.render import load_template
@@ -29,6 +30,10 @@ def _solver(coverage: float, rate: float) -> dict:
             "analytic_coverage": coverage, "precise_solutions_per_second": rate, "ms_per_target": 0.1, "latency_p50_ms": 0.4}
 
 
+def _evaluation(mean: float) -> dict:
+    return {"position_error_mm": _err(mean), "success": {"<=1mm": 0.5}, "class_coverage": 0.5, "mmd": 0.1}
+
+
 def _results() -> dict:
     models = {n: ModelRow(_err(10.0 / (i + 1)), {"<=1mm": 0.5, "<=0.1mm": 0.25}, 1.0, 0.5, 0.1 * i, trained_by=f"phase{i}") for i, n in enumerate(UR3_POSITION_MODELS)}
     figs = {k: f"results/{k}.png" for k in ("cdf", "finetune", "overlays", "cross_section")}
@@ -36,6 +41,8 @@ def _results() -> dict:
     t3 = [TableIIIRow(s, 128, 0.1, 0.1, t, None) for s, t in (("none", 2.0), ("batch", 1.0), ("vectorized", 1.5), ("both", 0.25))]
     return {
         "ur3_position": UR3PositionResult(models, 20, 4, 8, 0.001, 16, figs, _err(1.0)),
+        "finetune_terms": FinetuneTermsResult("ur3_cgan", "ur3_cgan_cemssl_fk", 3.0, _evaluation(17.0), [TermRow(arm, 3.0, [[1.0, 0.01]], _evaluation(1.0 + i)) for i, arm in enumerate(ARMS)],
+                                              {"curves": "results/finetune_terms_curves.png"}),
         "emssl": EMSSLResult(t2, t3, 3.0, {"curves": "results/emssl_learning_curves.png"}),
         "planar": PlanarResult([PlanarRow(4, m, 0.1 * (i + 1), _err(100.0), 50.0, 3.0, 50) for i, m in enumerate(("cvae", "cinn", "cemssl"))], 0.02, 3, 3.0),
         "artificial": ArtificialResult([ArtificialRow(4, t, m, _err(20.0), 2.0, _err(5.0) if t == "pose" else None) for t in ("position", "pose") for m in ("regression", "unsupervised", "cemssl")], 2.0),
@@ -63,7 +70,7 @@ def test_results_round_trip_through_json():
 
 def test_every_section_renders_with_every_placeholder_filled():
     md = render_markdown(_report(_results()))
-    for heading in ("## UR3 position-only", "## EMSSL", "## Planar arms", "## Artificial chains", "## UR3 full pose", "## UR3 near-singular targets", "## Speed"):
+    for heading in ("## UR3 position-only", "## Fine-tuning ur3_cgan", "## EMSSL", "## Planar arms", "## Artificial chains", "## UR3 full pose", "## UR3 near-singular targets", "## Speed"):
         assert md.count(heading) == 1
     assert "$" not in md and "FAILED" not in md
     for i, name in enumerate(UR3_POSITION_MODELS):

@@ -5,6 +5,8 @@ One module per section, each with a ``run(ctx)`` returning its result dataclass 
 
 - :mod:`.ur3_position`: the shipped UR3 position models: precision, class coverage and MMD to
   the analytic posterior (CEMSSL paper, Table II / Fig. 4);
+- :mod:`.finetune_terms`: the shipped CGAN fine-tuned by CEMSSL alone, the FK loss alone and
+  both, at equal wall time (learning curves, precision and diversity);
 - :mod:`.emssl`: EMSSL paper Table II and III analogs (UR3 in +-90 / +-180 deg joint spaces;
   data-sampling strategies);
 - :mod:`.planar`: Schwaiger and Brunner's planar arms, cVAE vs INN vs CEMSSL;

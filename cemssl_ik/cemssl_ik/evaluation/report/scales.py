@@ -32,6 +32,7 @@ class ReportScale:
     sampling_samples: int  # Table III analog sample count
     cross_section: int  # grid points per axis of the workspace cross-section
     hard_targets: int  # targets per near-singular UR3 set (evaluation/hard_targets.py)
+    finetune_seconds: float = 300.0  # budget per fine-tuning run of the finetune_terms section
 
 
 SCALES = {
@@ -80,5 +81,6 @@ SCALES = {
         sampling_samples=128,
         cross_section=16,
         hard_targets=10,
+        finetune_seconds=3.0,
     ),
 }

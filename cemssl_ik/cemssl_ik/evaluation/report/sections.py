@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import artificial, emssl, hard_targets, planar, speed, ur3_pose, ur3_position
+from . import artificial, emssl, finetune_terms, hard_targets, planar, speed, ur3_pose, ur3_position
 from .base import Context, SectionResult
 
 __all__ = ["SECTIONS", "Section"]
@@ -23,6 +23,7 @@ class Section:
 
 SECTIONS: dict[str, Section] = {
     "ur3_position": Section(ur3_position.run, ur3_position.UR3PositionResult, ur3_position.template_values),
+    "finetune_terms": Section(finetune_terms.run, finetune_terms.FinetuneTermsResult, finetune_terms.template_values),
     "emssl": Section(emssl.run, emssl.EMSSLResult, emssl.template_values),
     "planar": Section(planar.run, planar.PlanarResult, planar.template_values),
     "artificial": Section(artificial.run, artificial.ArtificialResult, artificial.template_values),
