@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from cemssl_ik.kinematics import KinematicChain, load_robot
+from cemssl_ik.kinematics import chain_from_urdf, load_robot
 from cemssl_ik.kinematics.ur_calibration import apply_ur_calibration, load_ur_calibration
 from cemssl_ik.learning import AnalyticForwardModel
 from cemssl_ik.learning.adaptation import AdaptationConfig, Adapter, LearnGoal, LoggedForwardModel, chain_from_calibration_file, identify_from_samples
@@ -50,7 +50,7 @@ def test_calibration_file_strategy_makes_no_identification_move(tmp_path):
     assert out.success, out.message
     assert not any(s.kind == "identify" for s in log.samples) and all(s.kind == "evaluate" for s in log.samples)
     assert "measure" not in phases and "train" in phases
-    chain = KinematicChain.from_urdf((tmp_path / "cal.urdf").read_text(), "base_link", "tool0")
+    chain = chain_from_urdf((tmp_path / "cal.urdf").read_text(), "base_link", "tool0")
     q = UR3.sample_configurations(50, torch.Generator().manual_seed(1))
     assert float((chain.forward(q).position - true_arm.forward(q).position).abs().max()) < 1e-12  # the file's arm
     loaded, info = load_checkpoint(out.checkpoint.removesuffix(".safetensors"), chain)  # saved for that chain

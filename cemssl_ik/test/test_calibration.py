@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from cemssl_ik.kinematics import KinematicChain, load_robot
+from cemssl_ik.kinematics import KinematicChain, chain_from_urdf, load_robot
 from cemssl_ik.kinematics.perturbation import KinematicPerturbation, perturbed_chain, uniform_link_change
-from cemssl_ik.kinematics.robots import find_package_file
 from cemssl_ik.kinematics.transforms import rotation_angle
 from cemssl_ik.kinematics.ur_calibration import apply_ur_calibration, load_ur_calibration, parse_ur_calibration
 from cemssl_ik.kinematics.urdf import fixed_transform
 from cemssl_ik.learning.calibration import CalibrationConfig, calibrate_chain, calibration_parameter_names, calibration_trial
 from cemssl_ik.learning.forward_model import AnalyticForwardModel
+from cemssl_ik.resources import find_package_file
 from conftest import PACKAGE_ROOT
 
 UR3 = load_robot("ur3")
@@ -149,7 +149,7 @@ def test_bad_input_is_refused():
 def test_urdf_of_the_calibrated_chain_round_trips(fits):
     res = fits["pose"]
     assert res.urdf is not None and res.urdf.lstrip().startswith("<?xml")
-    parsed = KinematicChain.from_urdf(res.urdf, UR3.base_link, UR3.tip_link)
+    parsed = chain_from_urdf(res.urdf, UR3.base_link, UR3.tip_link)
     assert _fk_gap(parsed, res.chain)[0] < 1e-12
     assert _fk_gap(parsed, TRUE_UR3)[0] < 1e-9
     nominal = find_package_file("urdf/ur3.urdf").read_text()

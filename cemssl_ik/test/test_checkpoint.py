@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from cemssl_ik.kinematics import load_robot, planar_arm
+from cemssl_ik.kinematics import chain_from_urdf, load_robot, planar_arm
 
 from cemssl_ik.models import CheckpointError, ModelConfig, load_checkpoint, new_model, save_checkpoint
 
@@ -188,7 +188,7 @@ def test_cli_fk_loss_distance_and_scale_reach_both_phases(tmp_path):
 
 def prefixed_urdf(prefix: str = "ur_") -> str:
     """The shipped UR3 URDF with every link and joint renamed and the XML re-indented (same kinematics)."""
-    from cemssl_ik.kinematics import find_package_file
+    from cemssl_ik.resources import find_package_file
 
     text = find_package_file("urdf/ur3.urdf").read_text()
     for tag in ('<link name="', '<joint name="', '<parent link="', '<child link="'):
@@ -198,11 +198,9 @@ def prefixed_urdf(prefix: str = "ur_") -> str:
 
 
 def test_same_kinematics_under_other_names_loads_and_changed_kinematics_is_refused(tmp_path):
-    from cemssl_ik.kinematics import KinematicChain
-
     chain, model = _model()
     save_checkpoint(tmp_path / "m", model, chain)
-    prefixed = KinematicChain.from_urdf(prefixed_urdf(), "ur_base_link", "ur_tool0")
+    prefixed = chain_from_urdf(prefixed_urdf(), "ur_base_link", "ur_tool0")
     assert prefixed.joint_names[0] == "ur_shoulder_pan_joint" and prefixed.source_hash != chain.source_hash
     assert prefixed.kinematics_hash == chain.kinematics_hash
     loaded, _ = load_checkpoint(tmp_path / "m", prefixed)
@@ -210,7 +208,7 @@ def test_same_kinematics_under_other_names_loads_and_changed_kinematics_is_refus
     z = torch.randn(4, 3, 6)
     assert torch.equal(model.eval().sample(pos, num_samples=3, z=z).q, loaded.sample(pos, num_samples=3, z=z).q)
     # a changed upper-arm length (0.24365 m in ur_description) is another robot, whatever the names
-    longer = KinematicChain.from_urdf(prefixed_urdf().replace("-0.24365", "-0.25365"), "ur_base_link", "ur_tool0")
+    longer = chain_from_urdf(prefixed_urdf().replace("-0.24365", "-0.25365"), "ur_base_link", "ur_tool0")
     assert longer.kinematics_hash != chain.kinematics_hash
     with pytest.raises(CheckpointError, match="kinematics"):
         load_checkpoint(tmp_path / "m", longer)

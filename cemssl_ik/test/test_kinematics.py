@@ -13,13 +13,14 @@ from cemssl_ik.kinematics import (
     URDFError,
     artificial_chain,
     artificial_transform,
-    find_package_file,
+    chain_from_urdf,
     load_robot,
     planar_arm,
     planar_fk_closed_form,
     rotation_angle,
 )
 from cemssl_ik.kinematics.transforms import origin_to_matrix, skew
+from cemssl_ik.resources import find_package_file
 
 UR3_URDF = find_package_file("urdf/ur3.urdf")
 
@@ -58,7 +59,7 @@ def test_ur3_matches_ur_description_facts():
 def test_fk_matches_ur_analytic_ik_10000_configs():
     """Independent reference: the C++ closed-form FK of ur-analytic-ik (DH, base -> tool0)."""
     ur_analytic_ik = pytest.importorskip("ur_analytic_ik")
-    chain = KinematicChain.from_urdf(UR3_URDF, "base", "tool0")
+    chain = chain_from_urdf(UR3_URDF, "base", "tool0")
     q = chain.sample_configurations(10_000, torch.Generator().manual_seed(1), limits="real")
     fk = chain.forward(q)
     ref = np.stack([ur_analytic_ik.ur3.forward_kinematics(*row) for row in q.tolist()])
@@ -186,23 +187,23 @@ def test_flange_and_tool0_share_origin():
 
 def test_malformed_urdf_and_unknown_links_raise_clear_errors(tmp_path):
     with pytest.raises(URDFError, match="could not parse"):
-        KinematicChain.from_urdf("<robot name='x'><link name='a'></robot>", "a", "a")
+        chain_from_urdf("<robot name='x'><link name='a'></robot>", "a", "a")
     with pytest.raises(URDFError, match="unknown tip link 'nope'"):
-        KinematicChain.from_urdf(UR3_URDF, "base_link", "nope")
+        chain_from_urdf(UR3_URDF, "base_link", "nope")
     with pytest.raises(URDFError, match="unknown base link"):
-        KinematicChain.from_urdf(UR3_URDF, "world", "tool0")
+        chain_from_urdf(UR3_URDF, "world", "tool0")
     with pytest.raises(URDFError, match="movable joint"):
-        KinematicChain.from_urdf(UR3_URDF, "tool0", "base_link")
+        chain_from_urdf(UR3_URDF, "tool0", "base_link")
     with pytest.raises(URDFError, match="not found"):
-        KinematicChain.from_urdf(tmp_path / "missing.urdf", "a", "b")
+        chain_from_urdf(tmp_path / "missing.urdf", "a", "b")
     two_trees = "<robot name='x'><link name='a'/><link name='b'/></robot>"
     with pytest.raises(URDFError, match="not connected"):
-        KinematicChain.from_urdf(two_trees, "a", "b")
+        chain_from_urdf(two_trees, "a", "b")
     floating = (
         "<robot name='x'><link name='a'/><link name='b'/>"
         "<joint name='j' type='floating'><parent link='a'/><child link='b'/></joint></robot>"
     )
     with pytest.raises(URDFError, match="floating"):
-        KinematicChain.from_urdf(floating, "a", "b")
+        chain_from_urdf(floating, "a", "b")
     with pytest.raises(ValueError, match="unknown robot"):
         load_robot("ur99")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 from cemssl_ik.kinematics import load_robot, matrix_to_quaternion, quaternion_to_matrix, rotation_angle
-from cemssl_ik.kinematics.robots import find_package_file
+from cemssl_ik.resources import find_package_file
 from conftest import NodeProcess, requires_ros
 from test_ros_ik_service import Client
 

@@ -273,6 +273,6 @@ def test_config_yaml_and_validation(tmp_path, ur3) -> None:
 
 
 def test_shipped_safety_yaml_is_the_defaults() -> None:
-    from cemssl_ik.kinematics.robots import find_package_file
+    from cemssl_ik.resources import find_package_file
 
     assert SafetyConfig.from_yaml(find_package_file("config/safety.yaml")) == SafetyConfig()

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from cemssl_ik.kinematics import find_package_file, load_robot
+from cemssl_ik.kinematics import load_robot
 from cemssl_ik.models.checkpoint import DEPRECATED_MODEL_NAMES
+from cemssl_ik.resources import find_package_file
 
 from cemssl_ik.models import load_checkpoint
 

@@ -19,13 +19,14 @@ from typing import Callable
 
 import torch
 
-from ..kinematics import KinematicChain, load_robot
+from ..kinematics import KinematicChain, chain_from_urdf, load_robot
 from ..kinematics.perturbation import uniform_link_change
 from ..learning.adaptation import AdaptationConfig, Adapter, LearnGoal, LoggedForwardModel, chain_from_calibration_file, identify_from_samples
 from ..learning.sample_log import SampleLog
 from ..learning.targets import sample_targets
 from ..models import load_checkpoint
 from ..safety import SafetyChecker, SafetyConfig
+from ..seeds import ADAPTATION_TARGETS_SEED_OFFSET
 from ..sim import KinematicPerturbation, SimConfig, SimUR3
 from ..sim.sim_forward_model import SimForwardModel
 
@@ -57,7 +58,7 @@ def true_errors(model, true_arm: KinematicChain, solve_chain: KinematicChain | N
     """(model alone, refined through ``solve_chain``) mean position errors in mm on the true arm."""
     from ..solver import IKSolver, SolverOptions
 
-    t = sample_targets(true_arm, targets, torch.Generator().manual_seed(seed + 104_729))
+    t = sample_targets(true_arm, targets, torch.Generator().manual_seed(seed + ADAPTATION_TARGETS_SEED_OFFSET))
     model.eval()
     q = model.sample(t.position, t.rotation if model.config.target == "pose" else None, 1, generator=torch.Generator().manual_seed(seed)).q[:, 0].double().cpu()
     alone = float((true_arm.forward(q).position - t.position).norm(dim=-1).mean()) * 1e3
@@ -108,7 +109,7 @@ def run_adaptation(
         if not outcome.success:
             raise RuntimeError(outcome.message)
         adapted = adapter.model
-        solve_chain = KinematicChain.from_urdf(Path(outcome.urdf).read_text(), "base_link", "tool0")
+        solve_chain = chain_from_urdf(Path(outcome.urdf).read_text(), "base_link", "tool0")
         log.close()
     after, refined = true_errors(adapted, sim.true_chain, solve_chain, seed=seed)
     iterations = int(outcome.identification.get("iterations", 0)) if outcome.identification else 0

@@ -44,7 +44,8 @@ def run_fk_benchmark(
     Returns:
         rows of ``{"impl", "dtype", "batch", "seconds_per_call", "configs_per_second"}``.
     """
-    from ..kinematics import find_package_file, load_robot
+    from ..kinematics import load_robot
+    from ..resources import find_package_file
 
     batches = batches or [1, 64, 4096, 65536]
     chain = load_robot(robot)

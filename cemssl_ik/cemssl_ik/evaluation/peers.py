@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..kinematics import find_package_file
 from ..kinematics.limits import nearest_periodic_copy
+from ..resources import find_package_file
 
 __all__ = ["PeerRun", "run_analytic", "run_trac_ik", "run_pytorch_kinematics", "run_ikpy", "PEERS"]
 

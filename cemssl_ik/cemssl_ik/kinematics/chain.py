@@ -1,7 +1,7 @@
-"""Serial kinematic chains from URDF with batched, differentiable torch forward kinematics.
+"""Serial kinematic chains with batched, differentiable torch forward kinematics.
 
 A :class:`KinematicChain` is built from a list of :class:`JointSpec` (the path from a base link to a
-tip link) and evaluates, for joint values ``q`` of shape ``(*batch, dof)``:
+tip link; :func:`~.urdf.chain_from_urdf` reads them from a URDF) and evaluates, for joint values ``q`` of shape ``(*batch, dof)``:
 
 - :meth:`KinematicChain.forward` -> :class:`FKResult` with the tip position ``(*batch, 3)`` and
   rotation ``(*batch, 3, 3)`` in the base frame;
@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -29,13 +28,9 @@ import torch
 
 from .transforms import skew
 
-__all__ = ["JointSpec", "FKResult", "FKJacobianResult", "KinematicChain", "URDFError", "damped_least_squares"]
+__all__ = ["JointSpec", "FKResult", "FKJacobianResult", "KinematicChain", "damped_least_squares"]
 
 _MOVABLE = ("revolute", "continuous", "prismatic")
-
-
-class URDFError(ValueError):
-    """A URDF could not be parsed, or the requested chain does not exist in it."""
 
 
 def damped_least_squares(J: torch.Tensor, e: torch.Tensor, damping: float) -> torch.Tensor:
@@ -159,21 +154,6 @@ class KinematicChain:
         self._cache: dict[tuple[torch.dtype, torch.device], dict[str, torch.Tensor]] = {}
 
     # ------------------------------------------------------------------ construction
-    @classmethod
-    def from_urdf(cls, urdf: str | Path, base_link: str, tip_link: str) -> "KinematicChain":
-        """Build the chain between two links of a URDF (a file path or the XML text itself).
-
-        The path may go up from ``base_link`` through fixed joints before going down to
-        ``tip_link`` (e.g. the UR ``base`` frame, a child of ``base_link``); movable joints must be
-        traversed parent -> child.
-
-        Raises:
-            URDFError: the text is not a valid URDF, a link is unknown, or no such chain exists.
-        """
-        from .urdf import load_chain  # local import keeps the URDF parser out of the FK import path
-
-        return load_chain(urdf, base_link, tip_link)
-
     def _structure_hash(self) -> str:
         h = hashlib.sha256()
         for j in self.joints:

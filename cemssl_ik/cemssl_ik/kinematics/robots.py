@@ -1,4 +1,4 @@
-"""Robots by name: the shipped UR3 URDF and the papers' programmatic test chains.
+"""Robots by name, URDF path or URDF text: the shipped UR3 URDF and the papers' generated test chains.
 
 - ``ur3``: Universal Robots UR3 from ``urdf/ur3.urdf`` (default chain ``base_link`` -> ``tool0``).
 - ``planarN``: planar N-DoF arm of paper 001 (eq. 1-2), revolute joints about z, unit-sum links.
@@ -10,21 +10,27 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from ..resources import find_package_file
 from .chain import JointSpec, KinematicChain
 from .transforms import origin_to_matrix
+from .urdf import chain_from_urdf, read_urdf_text
 
 __all__ = [
     "planar_arm",
     "planar_fk_closed_form",
     "artificial_chain",
     "artificial_transform",
-    "find_package_file",
+    "shipped_urdf",
+    "RobotChain",
+    "generated_robot",
+    "robot_chain",
     "load_robot",
     "ROBOT_DEFAULT_LINKS",
 ]
@@ -32,25 +38,7 @@ __all__ = [
 #: default (base, tip) per named URDF robot
 ROBOT_DEFAULT_LINKS = {"ur3": ("base_link", "tool0")}
 
-
-def find_package_file(relative: str) -> Path:
-    """Locate a data file of the cemssl_ik package (``urdf/ur3.urdf``, ``config/...``).
-
-    Looks in the source tree first (editable / development installs), then in the ament share
-    directory of an installed package.
-    """
-    source = Path(__file__).resolve().parents[2] / relative
-    if source.exists():
-        return source
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        shared = Path(get_package_share_directory("cemssl_ik")) / relative
-        if shared.exists():
-            return shared
-    except Exception:  # ament index absent or package not installed through colcon
-        pass
-    raise FileNotFoundError(f"cemssl_ik data file {relative!r} not found in the source tree or the ament share directory")
+_GENERATED = re.compile(r"(planar|artificial)(\d+)")
 
 
 def planar_arm(n: int, lengths: Sequence[float] | None = None, limit: float = math.pi) -> KinematicChain:
@@ -122,26 +110,58 @@ def artificial_transform(q: np.ndarray) -> np.ndarray:
     return K
 
 
-def load_robot(name: str, base_link: str | None = None, tip_link: str | None = None) -> KinematicChain:
-    """A chain by robot name (``ur3``, ``planar3``, ``artificial7``) or by URDF path.
+def shipped_urdf(name: str) -> str:
+    """The URDF text of a robot shipped with the package (a key of :data:`ROBOT_DEFAULT_LINKS`)."""
+    if name not in ROBOT_DEFAULT_LINKS:
+        raise ValueError(f"no shipped URDF for robot {name!r}; shipped: {sorted(ROBOT_DEFAULT_LINKS)}")
+    return find_package_file(f"urdf/{name}.urdf").read_text()
+
+
+@dataclass(frozen=True)
+class RobotChain:
+    """A chain and the URDF text it was built from (None for a generated chain such as ``planar3``)."""
+
+    chain: KinematicChain
+    urdf: str | None
+
+
+def generated_robot(name: str) -> bool:
+    """Whether ``name`` is a robot built in code from its name alone (``planarN``, ``artificialN``)."""
+    return _GENERATED.fullmatch(name) is not None
+
+
+def robot_chain(robot: str | Path, base_link: str | None = None, tip_link: str | None = None) -> RobotChain:
+    """The chain of a robot given by name (``ur3``, ``planar3``, ``artificial7``), URDF path or URDF text.
 
     Args:
-        name: a known robot name, or a path to a URDF file.
-        base_link, tip_link: chain ends for URDF robots (defaults per robot; required for a path).
+        robot: a shipped robot name, a path to a URDF file, or URDF XML text.
+        base_link, tip_link: chain ends; defaults per shipped robot, required for a URDF path or
+            text; a generated chain has only its own (given ones must be those).
+
+    Raises:
+        ValueError: an unknown robot, or chain ends missing or not those of a generated chain.
+        URDFError: the URDF cannot be read or has no such chain.
     """
-    m = re.fullmatch(r"(planar|artificial)(\d+)", name)
+    text = str(robot)
+    m = None if isinstance(robot, Path) else _GENERATED.fullmatch(text)
     if m:
-        if base_link is not None or tip_link is not None:
-            raise ValueError(f"{name} is a programmatic chain; it takes no base/tip link")
         n = int(m.group(2))
-        return planar_arm(n) if m.group(1) == "planar" else artificial_chain(n)
-    if name in ROBOT_DEFAULT_LINKS:
-        default_base, default_tip = ROBOT_DEFAULT_LINKS[name]
-        urdf = find_package_file(f"urdf/{name}.urdf")
-        return KinematicChain.from_urdf(urdf, base_link or default_base, tip_link or default_tip)
-    path = Path(name)
-    if path.suffix == ".urdf" or path.is_file():
+        chain = planar_arm(n) if m.group(1) == "planar" else artificial_chain(n)
+        if (base_link or chain.base_link, tip_link or chain.tip_link) != (chain.base_link, chain.tip_link):
+            raise ValueError(f"{text} is a generated chain {chain.base_link!r} -> {chain.tip_link!r}; it has no chain {base_link!r} -> {tip_link!r}")
+        return RobotChain(chain, None)
+    if not isinstance(robot, Path) and text in ROBOT_DEFAULT_LINKS:
+        default_base, default_tip = ROBOT_DEFAULT_LINKS[text]
+        urdf = shipped_urdf(text)
+        return RobotChain(chain_from_urdf(urdf, base_link or default_base, tip_link or default_tip), urdf)
+    if isinstance(robot, Path) or text.lstrip().startswith("<") or text.endswith(".urdf") or Path(text).is_file():
         if base_link is None or tip_link is None:
-            raise ValueError(f"a URDF path needs --base and --tip links (robot {name!r})")
-        return KinematicChain.from_urdf(path, base_link, tip_link)
-    raise ValueError(f"unknown robot {name!r}: use 'ur3', 'planarN', 'artificialN' or a path to a .urdf file")
+            raise ValueError(f"a URDF needs base and tip links (robot {text[:200]!r})")
+        urdf = read_urdf_text(robot)
+        return RobotChain(chain_from_urdf(urdf, base_link, tip_link), urdf)
+    raise ValueError(f"unknown robot {text[:200]!r}: use 'ur3', 'planarN', 'artificialN', a path to a .urdf file or URDF text")
+
+
+def load_robot(name: str | Path, base_link: str | None = None, tip_link: str | None = None) -> KinematicChain:
+    """The chain of :func:`robot_chain`: a robot by name (``ur3``, ``planar3``, ``artificial7``), URDF path or text."""
+    return robot_chain(name, base_link, tip_link).chain

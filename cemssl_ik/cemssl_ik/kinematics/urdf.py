@@ -1,4 +1,7 @@
-"""URDF -> :class:`KinematicChain`, parsed with ``urdf_parser_py`` (urdfdom-py)."""
+"""URDF -> :class:`KinematicChain`, parsed with ``urdf_parser_py`` (urdfdom-py).
+
+The builder imports the chain, never the other way round: FK needs no XML parser.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .chain import JointSpec, KinematicChain, URDFError
+from .chain import JointSpec, KinematicChain
 from .transforms import origin_to_matrix
 
-__all__ = ["load_chain", "read_urdf_text", "fixed_transform"]
+__all__ = ["URDFError", "chain_from_urdf", "read_urdf_text", "fixed_transform"]
+
+
+class URDFError(ValueError):
+    """A URDF could not be parsed, or the requested chain does not exist in it."""
 
 
 def read_urdf_text(urdf: str | Path) -> str:
@@ -84,8 +91,16 @@ def fixed_transform(urdf: str | Path, from_link: str, to_link: str) -> np.ndarra
     return T
 
 
-def load_chain(urdf: str | Path, base_link: str, tip_link: str) -> KinematicChain:
-    """Build the serial chain from ``base_link`` to ``tip_link`` of a URDF (path or XML text)."""
+def chain_from_urdf(urdf: str | Path, base_link: str, tip_link: str) -> KinematicChain:
+    """Build the serial chain from ``base_link`` to ``tip_link`` of a URDF (a file path or the XML text itself).
+
+    The path may go up from ``base_link`` through fixed joints before going down to
+    ``tip_link`` (e.g. the UR ``base`` frame, a child of ``base_link``); movable joints must be
+    traversed parent -> child.
+
+    Raises:
+        URDFError: the text is not a valid URDF, a link is unknown, or no such chain exists.
+    """
     xml = read_urdf_text(urdf)
     robot_name, specs = _path_specs(xml, base_link, tip_link)
     if not specs or not any(s.movable for s in specs):

@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..kinematics import KinematicChain
+from ..kinematics import KinematicChain, chain_from_urdf
 from ..models import load_checkpoint, save_checkpoint
 from ..models.generators import IKGenerator
 from .forward_model import ForwardModel, ForwardResult
@@ -389,7 +389,7 @@ class Adapter:
     def _train_and_measure(self, goal: LearnGoal, name: str, chain: KinematicChain, urdf: str, before: float, record: dict) -> LearnOutcome:
         # the chain exactly as a URDF consumer (the IK service) will rebuild it from the text, so
         # that the checkpoint's kinematics hash matches theirs
-        chain = KinematicChain.from_urdf(urdf, self.chain.base_link, self.chain.tip_link)
+        chain = chain_from_urdf(urdf, self.chain.base_link, self.chain.tip_link)
         resumed = self.latest(name)
         if resumed is not None:
             try:
@@ -484,9 +484,9 @@ def chain_from_calibration_file(chain: KinematicChain, path: str):
 
 
 def _nominal_urdf() -> str:
-    from ..kinematics.robots import find_package_file
+    from ..kinematics import shipped_urdf
 
-    return find_package_file("urdf/ur3.urdf").read_text()
+    return shipped_urdf("ur3")
 
 
 def _mean_mm(reached: ForwardResult, target: torch.Tensor) -> float:

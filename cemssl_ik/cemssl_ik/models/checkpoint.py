@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from ..kinematics.chain import KinematicChain
+from ..resources import find_package_file
 from .checkpoint_format import (
     FORMAT_VERSION,
     MAX_HEADER_BYTES,
@@ -172,8 +173,6 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
             return weights
     except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte
         raise CheckpointError(f"no checkpoint {str(name_or_path)[:200]!r}: {exc}") from exc
-    from ..kinematics.robots import find_package_file
-
     name = str(name_or_path)
     if name in DEPRECATED_MODEL_NAMES:
         name = DEPRECATED_MODEL_NAMES[name]

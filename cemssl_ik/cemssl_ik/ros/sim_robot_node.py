@@ -46,9 +46,9 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory
 
-from ..kinematics.robots import find_package_file
 from ..kinematics.transforms import matrix_to_quaternion
 from ..kinematics.urdf import URDFError, fixed_transform
+from ..resources import find_package_file
 from ..safety import SafetyChecker, SafetyConfig
 from ..sim import KinematicPerturbation, SimConfig, SimUR3
 from .runtime import run_node

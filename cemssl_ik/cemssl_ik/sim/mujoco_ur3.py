@@ -30,8 +30,9 @@ import numpy as np
 
 from ..kinematics.chain import KinematicChain
 from ..kinematics.perturbation import KinematicPerturbation, perturbed_chain
-from ..kinematics.robots import find_package_file
 from ..kinematics.transforms import rpy_to_matrix, skew
+from ..kinematics.urdf import chain_from_urdf
+from ..resources import find_package_file
 
 __all__ = ["SimConfig", "SimMeasurement", "SimUR3", "build_mjcf"]
 
@@ -223,7 +224,7 @@ class SimUR3:
         self.config = config = config or SimConfig()
         urdf_path = Path(config.urdf) if config.urdf else find_package_file("urdf/ur3.urdf")
         urdf_text = urdf_path.read_text()
-        self.nominal_chain = KinematicChain.from_urdf(urdf_text, config.base_link, config.tip_link)
+        self.nominal_chain = chain_from_urdf(urdf_text, config.base_link, config.tip_link)
         self.true_chain = perturbed_chain(self.nominal_chain, config.perturbation)
         self.dof = self.nominal_chain.dof
         self.joint_names = self.nominal_chain.joint_names
