@@ -8,8 +8,8 @@ from typing import Callable
 import torch
 from torch.optim.swa_utils import AveragedModel
 
+from .heldout import Evaluator, heldout_evaluator
 from .schedule import cosine_lr, flush_denormals, progress
-from .targets import sample_targets
 
 __all__ = ["StepTrainer"]
 
@@ -24,12 +24,17 @@ class StepTrainer:
     see :func:`~.schedule.weight_average`) gets the average updated after every step, evaluated
     next to the trained weights, and, at the end, the better of the two on the held-out targets
     copied into ``model`` (``average_result`` records both errors and which was kept).
+
+    Held-out errors come from ``evaluator`` (an :data:`~.heldout.Evaluator`: model -> mean position
+    error in metres); left None, the trainer uses :func:`~.heldout.heldout_evaluator` of its chain
+    and seed.
     """
 
     step_count: int = 0
     _started: float | None = None
     average: AveragedModel | None = None
     average_result: dict | None = None
+    evaluator: Evaluator | None = None
 
     def current_progress(self) -> float:
         """Fraction of the run done, by steps or by the time budget (see :func:`~.schedule.progress`)."""
@@ -49,14 +54,9 @@ class StepTrainer:
             return self._run(callback)
 
     def _run(self, callback: Callable[[int, dict, float | None], None] | None) -> str:
-        from ..evaluation.precision import evaluate_precision
-
         c = self.config
         start = self._started = time.perf_counter()
-        eval_targets = sample_targets(self.chain, 1000, torch.Generator().manual_seed(c.seed + 7919))
-
-        def error(model) -> float:
-            return float(evaluate_precision(model, self.chain, targets=eval_targets, seed=c.seed + 1).position_error.mean())
+        error = self.evaluator or heldout_evaluator(self.chain, c.seed)
 
         reason = "steps"
         while self.step_count < c.steps:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ..kinematics.chain import KinematicChain
 from ..models.generators import CGAN, CINN, CVAE, IKGenerator
+from .heldout import Evaluator
 from .loop import StepTrainer
 from .schedule import adam
 from .targets import sample_targets
@@ -57,8 +58,9 @@ class SupervisedConfig:
 class SupervisedTrainer(StepTrainer):
     """Pretrains a CVAE / CGAN / CINN (or an MLP by plain regression) on FK samples."""
 
-    def __init__(self, model: IKGenerator, chain: KinematicChain, config: SupervisedConfig) -> None:
+    def __init__(self, model: IKGenerator, chain: KinematicChain, config: SupervisedConfig, evaluator: Evaluator | None = None) -> None:
         self.model, self.chain, self.config = model, chain, config
+        self.evaluator = evaluator  # held-out error of a model; None: the default on this chain and seed
         self.generator = torch.Generator().manual_seed(config.seed)
         if isinstance(model, CGAN):
             self.opt_g = adam(model.generator_net.parameters(), config.lr, betas=(0.5, 0.999))

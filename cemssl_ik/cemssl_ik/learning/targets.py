@@ -7,11 +7,9 @@ from dataclasses import dataclass
 import torch
 
 from ..kinematics.chain import KinematicChain
+from ..seeds import EVAL_SEED_OFFSET
 
 __all__ = ["TargetBatch", "sample_targets", "EVAL_SEED_OFFSET"]
-
-#: evaluation targets use ``seed + EVAL_SEED_OFFSET`` so they never coincide with training draws
-EVAL_SEED_OFFSET = 1_000_003
 
 
 @dataclass(frozen=True)

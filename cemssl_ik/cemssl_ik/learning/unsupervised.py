@@ -34,6 +34,7 @@ from ..kinematics.chain import KinematicChain, damped_least_squares
 from ..kinematics.transforms import rotation_angle, rotation_log
 from ..models.generators import IKGenerator
 from ..models.networks import hidden_precision
+from .heldout import Evaluator
 from .loop import StepTrainer
 from .schedule import adam, weight_average
 from .targets import sample_targets
@@ -213,8 +214,9 @@ class UnsupervisedConfig:
 class UnsupervisedTrainer(StepTrainer):
     """Trains any :class:`IKGenerator`'s inverse pass with :class:`FKLoss` (all members at once)."""
 
-    def __init__(self, model: IKGenerator, chain: KinematicChain, config: UnsupervisedConfig) -> None:
+    def __init__(self, model: IKGenerator, chain: KinematicChain, config: UnsupervisedConfig, evaluator: Evaluator | None = None) -> None:
         self.model, self.chain, self.config = model, chain, config
+        self.evaluator = evaluator  # held-out error of a model; None: the default on this chain and seed
         obstacles = [SphereObstacle(tuple(o["center"]), float(o["radius"]), float(o.get("margin", 0.02))) for o in config.obstacles]
         if model.num_classes:
             raise ValueError("the FK loss cannot teach branch classes (any branch reaching the target scores the same): pretrain a branch model by regression (--pretrain-steps) instead")
