@@ -27,7 +27,9 @@ from ..kinematics.chain import KinematicChain, damped_least_squares
 from ..kinematics.limits import wrap_to_pi
 from ..models.generators import IKGenerator
 from ..models.networks import hidden_precision
+from ..seeds import VALIDATION_SAMPLING_SEED_OFFSET, VALIDATION_SEED_OFFSET
 from .forward_model import AnalyticForwardModel, ForwardModel
+from .heldout import evaluate_precision
 from .schedule import adam, cosine_lr, flush_denormals, progress
 from .targets import TargetBatch, sample_targets
 from .unsupervised import FKLoss, check_distance_scale
@@ -377,11 +379,9 @@ class CEMSSLTrainer:
 
     # ------------------------------------------------------------------ the loop
     def evaluate(self) -> tuple[float, float]:
-        from ..evaluation.precision import evaluate_precision
-
         if self._eval_targets is None:
-            self._eval_targets = sample_targets(self.chain, self.config.eval_targets, torch.Generator().manual_seed(self.config.seed + 7919))
-        rep = evaluate_precision(self.model, self.chain, targets=self._eval_targets, seed=self.config.seed + 1)
+            self._eval_targets = sample_targets(self.chain, self.config.eval_targets, torch.Generator().manual_seed(self.config.seed + VALIDATION_SEED_OFFSET))
+        rep = evaluate_precision(self.model, self.chain, targets=self._eval_targets, seed=self.config.seed + VALIDATION_SAMPLING_SEED_OFFSET)
         return float(rep.position_error.mean()), float(rep.position_error.median())
 
     def step(self) -> IterationStats:
