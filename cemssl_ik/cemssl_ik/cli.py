@@ -263,33 +263,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_model_and_chain(model_arg: str, urdf: str | None, device: str = "cpu"):
-    from .kinematics import KinematicChain, load_robot
-    from .kinematics.robots import ROBOT_DEFAULT_LINKS
-    from .models import load_checkpoint
-
-    model, info = load_checkpoint(model_arg, device=device)
-    robot = info.metadata["robot"]
-    name = robot["name"]
-    if name in ROBOT_DEFAULT_LINKS or name.startswith(("planar", "artificial")):
-        chain = load_robot(name, *((robot["base_link"], robot["tip_link"]) if name in ROBOT_DEFAULT_LINKS else (None, None)))
-    elif urdf:
-        chain = KinematicChain.from_urdf(urdf, robot["base_link"], robot["tip_link"])
-    else:
-        raise CLIError(f"model is for robot {name!r}: pass its URDF with --urdf")
-    load_checkpoint(model_arg, chain)  # verify the robot matches (raises on mismatch)
-    return model, info, chain
-
-
 def _cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation.evaluate import evaluate_model
+    from .models import load_model
 
     for flag in ("targets", "samples"):
         if getattr(args, flag) < 1:
             raise CLIError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
     if args.diversity_samples < 2 or args.reference_orientations < 1 or args.diversity_targets < 0:
         raise CLIError("--diversity-samples must be >= 2, --reference-orientations >= 1, --diversity-targets >= 0")
-    model, info, chain = _load_model_and_chain(args.model, args.urdf, args.device)
+    loaded = load_model(args.model, args.urdf, device=args.device)
+    model, info, chain = loaded.model, loaded.info, loaded.chain
     ev = evaluate_model(
         model, chain, num_targets=args.targets, samples_per_target=args.samples, seed=args.seed,
         diversity_targets=args.diversity_targets, diversity_samples=args.diversity_samples, reference_orientations=args.reference_orientations,
@@ -322,16 +306,18 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .evaluation.precision import SELECTION_SEED_OFFSET, member_errors
+    from .evaluation.precision import member_errors
     from .learning.targets import sample_targets
-    from .models import save_checkpoint, select_members
+    from .models import load_model, save_checkpoint, select_members
+    from .seeds import SELECTION_SEED_OFFSET
 
     if not args.max_ratio > 1:
         raise CLIError(f"--max-ratio must be > 1, got {args.max_ratio}")
     if args.targets < 1:
         raise CLIError(f"--targets must be >= 1, got {args.targets}")
     torch.set_num_threads(max(1, args.threads))
-    model, info, chain = _load_model_and_chain(args.model, args.urdf)
+    loaded = load_model(args.model, args.urdf)
+    model, info, chain = loaded.model, loaded.info, loaded.chain
     if model.num_classes:
         raise CLIError("models with branch classes are not pruned (their members are not compared per class)")
     if model.num_members < 2:
@@ -364,14 +350,13 @@ def _cmd_bench_sampling(args: argparse.Namespace) -> int:
 
     from .evaluation.bench_sampling import run_sampling_benchmark
     from .kinematics import load_robot
-    from .models import ModelConfig, load_checkpoint, new_model
+    from .models import ModelConfig, load_model, new_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.model:
-        model, info = load_checkpoint(args.model)
-        robot = info.metadata["robot"]
-        chain = load_robot(robot["name"], robot["base_link"], robot["tip_link"]) if robot["name"] == "ur3" else load_robot(robot["name"])
+        loaded = load_model(args.model)
+        model, chain = loaded.model, loaded.chain
     else:
         chain = load_robot(args.robot)
         model = new_model(chain, ModelConfig(members=6))  # paper 000 Table I network, untrained: timing only
@@ -390,16 +375,14 @@ def _cmd_bench_sampling(args: argparse.Namespace) -> int:
 def _cmd_solve(args: argparse.Namespace) -> int:
     import torch
 
-    from .kinematics import load_robot, quaternion_to_matrix
-    from .models import load_checkpoint
+    from .kinematics import quaternion_to_matrix
+    from .models import load_model
     from .solver import IKSolver, SolverOptions
 
     if len(args.target) not in (3, 7):
         raise CLIError(f"target must be x y z (position) or x y z qx qy qz qw (pose), got {len(args.target)} numbers")
-    _, info = load_checkpoint(args.model)
-    robot = info.metadata["robot"]
-    chain = load_robot(robot["name"], robot["base_link"], robot["tip_link"]) if robot["name"] == "ur3" else load_robot(robot["name"])
-    model, _ = load_checkpoint(args.model, chain)
+    loaded = load_model(args.model)
+    model, chain = loaded.model, loaded.chain
     pos = torch.tensor([_finite(args.target[:3], "position")], dtype=torch.float64)
     rot = quaternion_to_matrix(torch.tensor(_unit_quaternion(args.target[3:]), dtype=torch.float64))[None] if len(args.target) == 7 else None
     seed = None
@@ -510,12 +493,11 @@ def _cmd_bench_solver(args: argparse.Namespace) -> int:
     import torch
 
     from .evaluation.bench_solver import run_solver_benchmark
-    from .kinematics import load_robot
-    from .models import load_checkpoint
+    from .models import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, _ = load_checkpoint(args.model, load_robot("ur3"))
+    model = load_model(args.model, "ur3").model  # the benchmark's targets and peers are the UR3's
     r = run_solver_benchmark(model, args.targets, args.k, args.batch, seed=args.seed, random_fraction=args.random_fraction, oversample=args.oversample, backend=args.backend)
     if args.hard_sets:
         from .evaluation.bench_solver import format_hard_target_table, run_hard_target_benchmark

@@ -123,3 +123,17 @@ def test_base_frame_request(ros_client):
     res = call(req)
     assert res.error_code == srv.Response.SUCCESS and len(res.solutions) == 8
     assert max(res.position_errors) < 1e-9
+
+
+def test_config_file_lists_every_parameter_with_its_default():
+    """config/analytic_ik.yaml (what the launch files load) sets exactly the declared parameters, at their defaults."""
+    from pathlib import Path
+
+    import yaml
+    from cemssl_ik.ros.analytic_ik_node import PARAMETERS
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "analytic_ik.yaml").read_text())
+    params = cfg["/**"]["ros__parameters"]
+    assert set(params) == set(PARAMETERS)
+    for name, value in params.items():
+        assert value == PARAMETERS[name][0], name

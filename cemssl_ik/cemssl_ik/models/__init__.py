@@ -3,6 +3,7 @@
 from .checkpoint import FORMAT_VERSION, CheckpointError, CheckpointInfo, load_checkpoint, read_metadata, resolve_model_path, save_checkpoint
 from .encoding import JointCodec, TargetEncoder
 from .generators import CGAN, CINN, CVAE, METHODS, IKGenerator, MLPGenerator, ModelConfig, SampleResult, build_generator, select_members
+from .loading import CheckpointRobot, LoadedModel, load_model
 from .networks import BatchedLinear, BatchedMLP
 
 __all__ = [
@@ -13,6 +14,9 @@ __all__ = [
     "read_metadata",
     "resolve_model_path",
     "save_checkpoint",
+    "CheckpointRobot",
+    "LoadedModel",
+    "load_model",
     "JointCodec",
     "TargetEncoder",
     "CGAN",

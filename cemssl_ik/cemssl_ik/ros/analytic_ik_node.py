@@ -24,10 +24,16 @@ from sensor_msgs.msg import JointState
 
 from cemssl_ik_interfaces.srv import GetIKSolutions
 
-from ..kinematics import URAnalyticIK, load_robot, nearest_periodic_copy, quaternion_to_matrix, rotation_angle
+from ..kinematics import UR_DH, URAnalyticIK, load_robot, nearest_periodic_copy, quaternion_to_matrix, rotation_angle
+from ..kinematics.robots import ROBOT_DEFAULT_LINKS
 from .conversions import RequestError, order_by_seed, parse_pose, parse_seed, validate_num_solutions
 
 __all__ = ["AnalyticIKNode", "PARAMETERS", "main"]
+
+#: frames of the UR URDF the closed form answers in (UR's base_link, and its Base frame "base")
+_FRAMES = ("base_link", "base")
+#: the UR tool flange, the tip of the closed form
+_TIP = "tool0"
 
 PARAMETERS = {
     # name: (default, description, read_only)
@@ -49,14 +55,17 @@ class AnalyticIKNode(Node):
         self.add_on_set_parameters_callback(self._validate_parameters)
         robot = self.get_parameter("robot").value
         base = self.get_parameter("base_link").value
-        if robot != "ur3" or base not in ("base_link", "base"):
-            raise ValueError(f"analytic_ik_node supports robot 'ur3' with base_link 'base_link' or 'base', got {robot!r} / {base!r}")
-        self._chain = load_robot("ur3", base_link=base, tip_link="tool0")
-        self._ik = URAnalyticIK("ur3")
+        shipped_ur = sorted(set(UR_DH) & set(ROBOT_DEFAULT_LINKS))  # a closed form and a URDF to check it with
+        if robot not in shipped_ur or base not in _FRAMES:
+            raise ValueError(f"analytic_ik_node supports robot {' / '.join(shipped_ur)} with base_link {' or '.join(_FRAMES)}, got {robot!r} / {base!r}")
+        # the chain of each frame a request may use: errors are measured in the request's frame
+        self._chains = {frame: load_robot(robot, base_link=frame, tip_link=_TIP) for frame in _FRAMES}
+        self._chain = self._chains[base]
+        self._ik = URAnalyticIK(robot)
         self._srv = self.create_service(GetIKSolutions, "~/get_ik_solutions", self._on_request)
         self._JointState = JointState
         self._Response = GetIKSolutions.Response
-        self.get_logger().info(f"analytic IK for {robot} {base}->tool0 ready on {self._srv.srv_name}")
+        self.get_logger().info(f"analytic IK for {robot} {base}->{_TIP} ready on {self._srv.srv_name}")
 
     def _validate_parameters(self, params) -> SetParametersResult:
         for p in params:
@@ -80,7 +89,7 @@ class AnalyticIKNode(Node):
     def _solve(self, request, response):
         R = self._Response
         frame = request.target.header.frame_id
-        if frame not in ("", "base_link", "base"):
+        if frame not in ("", *_FRAMES):
             response.error_code = R.FRAME_TRANSFORM_FAILURE
             response.message = f"cannot transform from frame {frame!r}: this node knows 'base_link' and 'base' only"
             return response
@@ -101,7 +110,7 @@ class AnalyticIKNode(Node):
         sols, within = nearest_periodic_copy(sols, ref, self._chain.lower, self._chain.upper, self._chain.periodic)
         sols, branches = sols[within], branches[within]
         # errors measured in the chain's own FK, in the frame of the request
-        frame_chain = self._chain if frame in ("", self._chain.base_link) else load_robot("ur3", base_link=frame, tip_link="tool0")
+        frame_chain = self._chains[frame or self._chain.base_link]
         fk = frame_chain.forward(sols)
         pos_err = (fk.position - pos).norm(dim=-1)
         rot_err = rotation_angle(fk.rotation, rot.expand(len(sols), 3, 3))

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
@@ -44,10 +45,8 @@ from std_srvs.srv import Trigger
 
 from cemssl_ik_interfaces.srv import GetIKSolutions
 
-from ..kinematics import KinematicChain, load_robot, quaternion_to_matrix
-from ..kinematics.robots import find_package_file
-from ..kinematics.urdf import URDFError, fixed_transform, read_urdf_text
-from ..models import load_checkpoint, read_metadata
+from ..kinematics import KinematicChain, URDFError, fixed_transform, quaternion_to_matrix
+from ..models import load_model
 from ..solver import IKSolver, RequestBatcher, SolverOptions
 from .conversions import RequestError, parse_pose, parse_position_ik_request, parse_seed, reach_sphere, validate_num_solutions
 
@@ -222,24 +221,16 @@ class IKServiceNode(Node):
     def _load_model(self) -> tuple[bool, str]:
         name = self.get_parameter("model").value
         try:
-            urdf = self.get_parameter("robot_description").value
             urdf_file = self.get_parameter("robot_description_file").value
-            info = read_metadata(name)  # robot and chain ends, before building the chain
-            robot = info.metadata["robot"]
-            base = self.get_parameter("base_link").value or robot["base_link"]
-            tip = self.get_parameter("tip_link").value or robot["tip_link"]
-            if urdf or urdf_file:
-                urdf_text = read_urdf_text(urdf) if urdf else read_urdf_text(urdf_file)
-                chain = KinematicChain.from_urdf(urdf_text, base, tip)
-            elif (base, tip) != (robot["base_link"], robot["tip_link"]):
-                raise ValueError(f"base_link / tip_link {base!r} -> {tip!r} differ from the checkpoint's {robot['base_link']!r} -> {robot['tip_link']!r}; give the URDF that has them (robot_description)")
-            else:
-                urdf_text = find_package_file(f"urdf/{robot['name']}.urdf").read_text() if robot["name"] == "ur3" else None
-                chain = load_robot(robot["name"], robot["base_link"], robot["tip_link"]) if robot["name"] == "ur3" else load_robot(robot["name"])
-            expected = [n for n in self.get_parameter("joint_names").value if n]
-            if expected and list(expected) != list(chain.joint_names):
-                raise ValueError(f"joint_names parameter {expected} does not match the chain {base!r} -> {tip!r}: {list(chain.joint_names)}")
-            model, info = load_checkpoint(name, chain)  # verified against the robot
+            robot = self.get_parameter("robot_description").value or (Path(urdf_file) if urdf_file else None)  # None: the checkpoint's robot
+            loaded = load_model(
+                name,
+                robot,
+                base_link=self.get_parameter("base_link").value or None,
+                tip_link=self.get_parameter("tip_link").value or None,
+                joint_names=self.get_parameter("joint_names").value,
+            )  # verified against the robot
+            model, chain = loaded.model, loaded.chain
             solver = IKSolver(model, chain)
             warm = solver.warmup()  # compile / load the solver kernels before the first request
             batcher = RequestBatcher(solver, max_batch=int(self.get_parameter("max_batch").value))
@@ -254,10 +245,10 @@ class IKServiceNode(Node):
             return False, msg
         with self._state_lock:
             old = self._state.batcher
-            self._state = _Snapshot(batcher, chain, urdf_text, reach, "")
+            self._state = _Snapshot(batcher, chain, loaded.urdf, reach, "")
         if old is not None:
             old.close()  # answers what it has queued, then stops
-        msg = f"loaded {name!r} ({info.metadata['method']}, {model.config.target} targets) for {chain.name} {chain.base_link}->{chain.tip_link}; solver backend {solver.backend}, warm-up {warm:.1f} s"
+        msg = f"loaded {name!r} ({loaded.method}, {model.config.target} targets) for {chain.name} {chain.base_link}->{chain.tip_link}; solver backend {solver.backend}, warm-up {warm:.1f} s"
         self.get_logger().info(msg)
         return True, msg
 

@@ -42,8 +42,7 @@ from std_msgs.msg import String
 
 from cemssl_ik_interfaces.action import Learn
 
-from ..kinematics import KinematicChain, load_robot
-from ..kinematics.robots import find_package_file
+from ..kinematics import KinematicChain
 from ..learning.adaptation import (
     AdaptationConfig,
     Adapter,
@@ -55,7 +54,7 @@ from ..learning.adaptation import (
     identify_from_samples,
 )
 from ..learning.sample_log import SampleLog
-from ..models import load_checkpoint
+from ..models import load_checkpoint, load_model
 
 __all__ = ["LearnerNode", "PARAMETERS", "main"]
 
@@ -102,9 +101,8 @@ class LearnerNode(Node):
         p = {name: self.get_parameter(name).value for name in PARAMETERS}
         self._check_parameters(p)
         self._p = p
-        self.chain: KinematicChain = load_robot("ur3")
-        self._urdf = find_package_file("urdf/ur3.urdf").read_text()
-        load_checkpoint(p["model"], self.chain)  # fail at start-up, not at the first goal
+        # the model's own robot; a model that cannot be loaded fails at start-up, not at the first goal
+        self.chain: KinematicChain = load_model(p["model"]).chain
         self.output_dir = Path(p["output_dir"]) if p["output_dir"] else default_output_dir()
         self.log = SampleLog.open(self.output_dir / "samples.jsonl", dof=self.chain.dof)
         if self.log.dropped_tail:
@@ -232,7 +230,7 @@ class LearnerNode(Node):
             goal_handle.abort()
             result.message = f"invalid goal: {exc} (strategies: {_STRATEGY_HELP})"
             return result
-        model, _ = load_checkpoint(p["model"], self.chain)
+        model, _ = load_checkpoint(p["model"], self.chain)  # read again (it may have been replaced), for the chain the goal runs on
         if model.num_classes:
             goal_handle.abort()
             result.message = f"model {p['model']!r} has branch classes, which FK-loss fine-tuning cannot teach; use a model without them (e.g. ur3_fkloss_position)"
