@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from cemssl_ik.kinematics import URDFError, load_robot, planar_arm, robot_chain, shipped_urdf
+
 from cemssl_ik.models import CheckpointError, ModelConfig, load_model, new_model, save_checkpoint
 
 
