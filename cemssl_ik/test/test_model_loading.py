@@ -30,12 +30,12 @@ def _same_outputs(a, b, chain) -> bool:
 
 
 def test_shipped_model_loads_for_its_own_robot_once_verified():
-    loaded = load_model("ur3_cemssl_position")
+    loaded = load_model("ur3_fkloss_position")
     assert (loaded.chain.name, loaded.chain.base_link, loaded.chain.tip_link) == ("ur3", "base_link", "tool0")
     assert loaded.robot.name == "ur3" and loaded.robot.joint_names == tuple(loaded.chain.joint_names)
     assert loaded.urdf == shipped_urdf("ur3")
     assert loaded.method == loaded.info.metadata["method"] and not loaded.model.training
-    assert loaded.info.path.name == "ur3_cemssl_position.safetensors"
+    assert loaded.info.path.name == "ur3_fkloss_position.safetensors"
 
 
 def test_urdf_text_path_and_name_give_the_same_chain(tmp_path):
@@ -83,5 +83,5 @@ def test_generated_and_unshipped_robots(tmp_path):
     assert load_model(path, mine.urdf).robot.name == "my_arm"
     with pytest.raises(ValueError, match="unknown robot"):
         load_model(path, "ur4")
-    with pytest.raises(CheckpointError, match="not found"):
+    with pytest.raises(CheckpointError, match="needs both"):
         load_model(tmp_path / "missing")

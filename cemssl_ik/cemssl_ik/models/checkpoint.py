@@ -44,7 +44,7 @@ from .checkpoint_format import (
 from .generators import IKGenerator, build_generator
 from .provenance import curves_path, legacy_trained_by
 
-__all__ = ["FORMAT_VERSION", "CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_metadata", "resolve_model_path", "atomic_write_bytes", "DEPRECATED_MODEL_NAMES"]
+__all__ = ["FORMAT_VERSION", "CheckpointError", "CheckpointInfo", "save_checkpoint", "load_checkpoint", "read_metadata", "resolve_model_path", "checkpoint_files", "atomic_write_bytes", "DEPRECATED_MODEL_NAMES"]
 
 # Shipped models renamed to say which method produced their weights (the files are the same bytes):
 # old name -> current name.  The old names still load, with a one-line warning.
@@ -267,6 +267,18 @@ def _read_weights(weights_path: Path, model: IKGenerator, dtype: torch.dtype, di
     return tensors
 
 
+def checkpoint_files(path: str | Path) -> tuple[Path, Path]:
+    """The (weights, metadata) paths of checkpoint ``path`` (path or shipped name); both must exist.
+
+    Raises:
+        CheckpointError: no such checkpoint, or one of its two files is missing.
+    """
+    weights_path, meta_path = _paths(resolve_model_path(path))
+    if not meta_path.is_file() or not weights_path.is_file():
+        raise CheckpointError(f"checkpoint {str(weights_path.with_suffix(''))!r} needs both {weights_path.name} and {meta_path.name}")
+    return weights_path, meta_path
+
+
 def load_checkpoint(
     path: str | Path,
     chain: KinematicChain | None = None,
@@ -289,9 +301,7 @@ def load_checkpoint(
             does not match the architecture), unknown format, weights that do not match the
             recorded hash or are not finite, or a robot mismatch.  Nothing else, whatever the files.
     """
-    weights_path, meta_path = _paths(resolve_model_path(path))
-    if not meta_path.is_file() or not weights_path.is_file():
-        raise CheckpointError(f"checkpoint {str(weights_path.with_suffix(''))!r} needs both {weights_path.name} and {meta_path.name}")
+    weights_path, meta_path = checkpoint_files(path)
     metadata, description = _read_checked_metadata(meta_path)
     if chain is not None:
         _check_robot(metadata["robot"], chain, weights_path)

@@ -351,7 +351,7 @@ class IKGenerator(nn.Module):
             member_offset: (B,) integers: the member of each target's first sample.  With fewer
                 samples than members (K = 1 in particular) the default sends every target to the
                 first members only; offsets spread over the members (``arange(B) % M``, as
-                :func:`~cemssl_ik.evaluation.precision.evaluate_precision` uses) make the samples
+                :func:`~cemssl_ik.learning.heldout.evaluate_precision` uses) make the samples
                 of a batch those of the ensemble as a whole.
         """
         if position.ndim != 2 or position.shape[-1] != 3:

@@ -16,7 +16,7 @@ import torch
 
 from ..kinematics.chain import KinematicChain
 from ..kinematics.robots import ROBOT_DEFAULT_LINKS, RobotChain, generated_robot, robot_chain
-from .checkpoint import CheckpointInfo, load_checkpoint, read_metadata
+from .checkpoint import CheckpointInfo, checkpoint_files, load_checkpoint, read_metadata
 from .generators import IKGenerator
 
 __all__ = ["CheckpointRobot", "LoadedModel", "load_model"]
@@ -111,6 +111,7 @@ def load_model(
         ValueError: an unknown robot, chain ends a generated or recorded robot lacks, or joints
             other than ``joint_names``.
     """
+    checkpoint_files(model)  # both files there, before anything else is read
     info = read_metadata(model)  # checked metadata, no weights: the robot to build the chain for
     recorded = CheckpointRobot.from_metadata(info.metadata)
     base, tip = base_link or recorded.base_link, tip_link or recorded.tip_link
