@@ -1,9 +1,9 @@
 """Section ``finetune_terms``: which loss term fine-tunes the shipped CGAN baseline, at equal wall time.
 
-Three runs from ``ur3_cgan``, each for the same wall-time budget: the shipped fine-tuning recipe
+Four runs from ``ur3_cgan``, each for the same wall-time budget: the shipped fine-tuning recipe
 (``ur3_cgan_cemssl_fk``: CEMSSL iterations plus the FK-loss term) as it is, with the FK-loss term
-off (CEMSSL alone, which needs no gradient through the forward model), and the FK loss alone
-(an ``fkloss`` phase with its defaults).  Held-out learning curves, and precision, class coverage
+off (CEMSSL alone), the FK loss alone (an ``fkloss`` phase with its defaults), and black-box
+CEMSSL (a ``blackbox_cemssl`` phase with its defaults, which only calls the forward model).  Held-out learning curves, and precision, class coverage
 and MMD of each final model (:func:`~..evaluate.evaluate_model`).
 """
 
@@ -19,7 +19,7 @@ import torch
 
 from ...kinematics import load_robot
 from ...learning.pipeline import TrainOptions, train_model
-from ...learning.recipe import Phase, Recipe, apply_overrides, load_recipe
+from ...learning.recipe import BlackBoxPhaseConfig, Phase, Recipe, apply_overrides, load_recipe
 from ...learning.targets import EVAL_SEED_OFFSET, sample_targets
 from ...learning.unsupervised import UnsupervisedConfig
 from ...models import load_checkpoint
@@ -36,6 +36,7 @@ ARMS = {
     "cemssl + FK term": "the shipped recipe",
     "cemssl": "the shipped recipe with cemssl.fk_loss_weight=0",
     "FK loss": "an fkloss phase (defaults) from the same parent",
+    "black-box CEMSSL": "a blackbox_cemssl phase (defaults) from the same parent, the nominal arm as its forward model",
 }
 
 
@@ -45,6 +46,10 @@ def arm_recipe(arm: str, seconds: float, quick: bool, seed: int) -> Recipe:
     if arm == "FK loss":
         config = UnsupervisedConfig(steps=10_000_000, eval_every=50 if quick else 500, max_seconds=seconds, seed=seed)
         return Recipe(name="report_fkloss_from_cgan", phases=[Phase("fkloss", config)], robot=base.robot, finetune=base.finetune, seed=seed)
+    if arm == "black-box CEMSSL":
+        small = {"samples_per_iteration": 512, "eval_targets": 200} if quick else {}
+        config = BlackBoxPhaseConfig(iterations=1_000_000, max_seconds=seconds, seed=seed, **small)
+        return Recipe(name="report_blackbox_from_cgan", phases=[Phase("blackbox_cemssl", config)], robot=base.robot, finetune=base.finetune, seed=seed)
     sets = ["cemssl.iterations=1000000", f"cemssl.max_seconds={seconds}", f"cemssl.seed={seed}", f"cemssl.eval_every={1 if quick else 5}"]
     if quick:
         sets += ["cemssl.samples_per_iteration=512", "cemssl.eval_targets=200"]
