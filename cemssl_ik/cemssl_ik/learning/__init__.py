@@ -4,6 +4,7 @@ training recipes (an ordered list of phases of those trainers) with the pipeline
 from .calibration import CalibrationConfig, CalibrationResult, ResidualStats, calibrate_chain, calibrated_urdf, calibration_parameter_names, calibration_trial
 from .cemssl import CEMSSLConfig, CEMSSLTrainer, IterationStats
 from .forward_model import AnalyticForwardModel, ForwardModel, ForwardResult
+from .heldout import Evaluator, PrecisionReport, evaluate_precision, heldout_evaluator
 from .pipeline import PhaseContext, PhaseOutcome, TrainOptions, TrainResult, register_phase_kind, train_model
 from .recipe import Phase, Recipe, RecipeError, ResidualConfig, apply_overrides, load_recipe, recipe_names
 from .supervised import SupervisedConfig, SupervisedTrainer
@@ -24,6 +25,10 @@ __all__ = [
     "AnalyticForwardModel",
     "ForwardModel",
     "ForwardResult",
+    "Evaluator",
+    "PrecisionReport",
+    "evaluate_precision",
+    "heldout_evaluator",
     "PhaseContext",
     "PhaseOutcome",
     "TrainOptions",
