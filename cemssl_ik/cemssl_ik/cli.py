@@ -429,6 +429,26 @@ def _cmd_bench_service(args: argparse.Namespace) -> int:
     return 0 if all(r["failures"] == 0 for r in rows) else 1
 
 
+def _adaptation_key(record: dict) -> tuple:
+    """The settings a record of ``bench adaptation`` was measured with (a rerun replaces it)."""
+    return tuple(record.get(k) for k in ("link_change_cm", "strategy", "noise_mm", "model", "seed"))
+
+
+def _adaptation_records(path) -> list[dict]:
+    """The records already in ``path`` (none if it does not exist); a file that is not a list of records is refused."""
+    if not path.is_file():
+        return []
+    if path.stat().st_size > 1 << 20:
+        raise CLIError(f"{path}: larger than 1 MiB; not a records file of bench adaptation")
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise CLIError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise CLIError(f"{path}: not a list of bench adaptation records")
+    return data
+
+
 def _cmd_bench_adaptation(args: argparse.Namespace) -> int:
     from .evaluation.bench_adaptation import run_adaptation
 
@@ -437,10 +457,11 @@ def _cmd_bench_adaptation(args: argparse.Namespace) -> int:
             raise CLIError(f"{name} takes finite values >= 0")
     if args.moves < 7 or not (math.isfinite(args.minutes) and args.minutes > 0):
         raise CLIError("--moves must be >= 7 and --minutes > 0")
-    records = []
     from pathlib import Path
 
     out = Path(args.out) if args.out else None
+    kept = _adaptation_records(out) if out is not None else []
+    records: list[dict] = []
     for change in args.changes:
         for strategy in args.strategies:
             for noise in args.noise:
@@ -451,7 +472,8 @@ def _cmd_bench_adaptation(args: argparse.Namespace) -> int:
                 if out is not None:  # written after every run: a long sweep loses nothing
                     out.parent.mkdir(parents=True, exist_ok=True)
                     tmp = out.with_suffix(".tmp")
-                    tmp.write_text(json.dumps(records, indent=2) + "\n")
+                    mine = {_adaptation_key(r) for r in records}
+                    tmp.write_text(json.dumps([r for r in kept if _adaptation_key(r) not in mine] + records, indent=2) + "\n")
                     tmp.replace(out)
     print(json.dumps(records, indent=2))
     return 0
@@ -631,11 +653,11 @@ def build_parser() -> argparse.ArgumentParser:
     bad.add_argument("--changes", type=float, nargs="+", default=[1.0, 3.0, 5.0], help="cm added to every link")
     bad.add_argument("--strategies", nargs="+", choices=["calibrate", "robot"], default=["calibrate", "robot"])
     bad.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.05], help="standard deviation of the measured tool position, mm")
-    bad.add_argument("--moves", type=int, default=100, help="robot moves of identification (calibrate) or CEMSSL samples (robot: 20x this)")
+    bad.add_argument("--moves", type=int, default=100, help="robot moves: of identification (calibrate), or the whole budget of black-box CEMSSL, held-out measurements included (robot)")
     bad.add_argument("--minutes", type=float, default=15.0, help="training minutes per run")
     bad.add_argument("--model", default="ur3_fkloss_position", help="position model to adapt")
     bad.add_argument("--seed", type=int, default=0)
-    bad.add_argument("--out", default=None, help="JSON file of the records (e.g. docs/results/adaptation.json), rewritten after each run")
+    bad.add_argument("--out", default=None, help="JSON file of the records (e.g. docs/results/adaptation.json), rewritten after each run; its records of other settings are kept")
     bad.set_defaults(func=_cmd_bench_adaptation)
     brp = bench_sub.add_parser("report", help="every section of docs/RESULTS.md: papers' tables, diversity, peers side by side, plots")
     brp.add_argument("--quick", action="store_true", help="small sizes (about 2 minutes): a smoke run, not figures to quote")

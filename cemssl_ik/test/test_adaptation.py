@@ -69,3 +69,20 @@ def test_identification_from_samples_reports_what_it_did():
     chain, urdf, report = identify_from_samples(UR3, q.numpy(), fk.position.numpy(), matrix_to_quaternion(fk.rotation).numpy())
     assert report["samples"] == 30 and not report["position_only"] and report["residual_after_mm"] < 1e-6
     assert "<robot" in urdf and chain.dof == 6 and report["unidentifiable"]
+
+
+def test_bench_adaptation_out_file_keeps_records_of_other_settings(tmp_path):
+    from cemssl_ik.cli import CLIError, _adaptation_key, _adaptation_records
+
+    path = tmp_path / "adaptation.json"
+    assert _adaptation_records(path) == []
+    old = [{"link_change_cm": 5.0, "strategy": "calibrate", "noise_mm": 0.0, "model": "m", "seed": 0, "error_after_mm": 0.1}]
+    path.write_text(json.dumps(old))
+    assert _adaptation_records(path) == old
+    rerun = {**old[0], "error_after_mm": 0.05}
+    other = {**old[0], "strategy": "robot"}
+    assert _adaptation_key(rerun) == _adaptation_key(old[0]) != _adaptation_key(other)
+    for bad in ("{}", "[1, 2]", "not json"):
+        path.write_text(bad)
+        with pytest.raises(CLIError):
+            _adaptation_records(path)

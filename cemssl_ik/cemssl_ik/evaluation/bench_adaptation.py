@@ -112,5 +112,5 @@ def run_adaptation(
         solve_chain = chain_from_urdf(Path(outcome.urdf).read_text(), "base_link", "tool0")
         log.close()
     after, refined = true_errors(adapted, sim.true_chain, solve_chain, seed=seed)
-    iterations = int(outcome.identification.get("iterations", 0)) if outcome.identification else 0
+    iterations = int(outcome.identification.get("iterations", 0)) if outcome.identification else outcome.iterations
     return AdaptationRecord(change_cm, strategy, noise_mm, before, after, refined, fm.moves, iterations, (time.monotonic() - start) / 60, model_name, seed)

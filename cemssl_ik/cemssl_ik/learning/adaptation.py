@@ -139,6 +139,7 @@ class LearnOutcome:
     moves: int = 0
     minutes: float = 0.0
     identification: dict | None = None
+    iterations: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -383,7 +384,7 @@ class Adapter:
             True,
             f"model alone on the robot: {before:.3f} mm -> {after:.3f} mm after {trainer.iteration} black-box CEMSSL iteration(s), {trainer.evaluations} moves; refined answers (nominal chain) {refined:.3f} mm",
             checkpoint=str(base) + ".safetensors", urdf=str(self.output_dir / f"{name}.urdf"),
-            error_before_mm=before, error_after_mm=after, refined_error_mm=refined,
+            error_before_mm=before, error_after_mm=after, refined_error_mm=refined, iterations=trainer.iteration,
         )  # fmt: skip
 
     def _train_and_measure(self, goal: LearnGoal, name: str, chain: KinematicChain, urdf: str, before: float, record: dict) -> LearnOutcome:

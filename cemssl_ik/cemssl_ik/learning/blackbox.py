@@ -29,17 +29,19 @@ from typing import Callable
 
 import torch
 
-from ..kinematics.chain import KinematicChain
+from ..kinematics.chain import KinematicChain, damped_least_squares
 from ..kinematics.limits import wrap_to_pi
 from ..models.generators import IKGenerator
 from .forward_model import ForwardModel, ForwardResult
 from .schedule import adam, cosine_lr, flush_denormals
 from .targets import sample_targets
 
-__all__ = ["BlackBoxConfig", "BlackBoxCEMSSL", "BlackBoxStats", "TARGET_SOURCES"]
+__all__ = ["BlackBoxConfig", "BlackBoxCEMSSL", "BlackBoxStats", "TARGET_SOURCES", "PROJECTIONS"]
 
 #: where desired targets come from (:attr:`BlackBoxConfig.targets`)
 TARGET_SOURCES = ("workspace", "reached")
+#: how training labels are formed (:attr:`BlackBoxConfig.projection`)
+PROJECTIONS = ("none", "nominal")
 
 
 @dataclass
@@ -69,6 +71,14 @@ class BlackBoxConfig:
             and each evaluation ``eval_targets`` more.
         eval_every: evaluate every this many iterations (the last iteration is always evaluated).
         keep_best: restore the best evaluated weights at the end (the starting ones included).
+        projection: ``none`` trains on the measured joints q (Algorithm 1); ``nominal`` trains on
+            ``q_hat + P (q - q_hat)``, q_hat = IM(p', z) the current model's answer and P = J^+ J the
+            projector onto the task directions of the nominal chain's Jacobian at q, recomputed
+            every iteration for the whole replay set.  Measured joints of older models carry their
+            choice among the redundant solutions, which conflicts with the current model's; the
+            projection keeps from each sample only the part that moves the tool, so old and new
+            samples agree.  The Jacobian only picks directions: the nominal one serves a changed
+            arm (its error is second order in the label's distance to the model's answer).
         seed: RNG seed of targets, latents, noise and shuffling.
     """
 
@@ -88,6 +98,7 @@ class BlackBoxConfig:
     eval_targets: int = 500
     eval_every: int = 1
     keep_best: bool = True
+    projection: str = "none"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -106,6 +117,8 @@ class BlackBoxConfig:
             raise ValueError("exploration_noise must be >= 0 and exploration_fraction in [0, 1]")
         if self.targets not in TARGET_SOURCES:
             raise ValueError(f"targets must be one of {TARGET_SOURCES}, got {self.targets!r}")
+        if self.projection not in PROJECTIONS:
+            raise ValueError(f"projection must be one of {PROJECTIONS}, got {self.projection!r}")
         if self.keep_best and not self.eval_every:
             raise ValueError("keep_best needs eval_every > 0")
 
@@ -270,7 +283,11 @@ class BlackBoxCEMSSL:
         reached_q = self._wrap(torch.where(ok, res.q.double(), q.reshape(M * n, -1)).reshape(M, n, -1))
         reached_pos = torch.where(ok, res.position.double(), position.reshape(-1, 3)).reshape(M, n, 3)
         reached_rot = torch.where(ok[..., None], res.rotation.double(), rotation.reshape(-1, 3, 3)).reshape(M, n, 3, 3)
-        self.replay.append({"position": reached_pos, "rotation": reached_rot, "z": m.relabel(z, reached_q.to(z)).cpu(), "q": reached_q, "valid": valid})
+        sample = {"position": reached_pos, "rotation": reached_rot, "z": m.relabel(z, reached_q.to(z)).cpu(), "q": reached_q, "valid": valid}
+        if self.config.projection == "nominal":
+            rows = 6 if m.config.target == "pose" else 3
+            sample["jacobian"] = self.chain.jacobian(reached_q.reshape(M * n, -1))[:, :rows].reshape(M, n, rows, -1)
+        self.replay.append(sample)
         if self.config.replay:
             del self.replay[: -self.config.replay]
         err = (reached_pos - position).norm(dim=-1)
@@ -281,10 +298,11 @@ class BlackBoxCEMSSL:
         m, c = self.model, self.config
         for g in self.optimizer.param_groups:
             g["lr"] = self.current_lr()
-        cat = {k: torch.cat([r[k] for r in self.replay], dim=1) for k in ("position", "rotation", "z", "q", "valid")}
+        cat = {k: torch.cat([r[k] for r in self.replay], dim=1) for k in self.replay[0]}
         M, N = cat["valid"].shape
         cond = self._condition(cat["position"], cat["rotation"])
-        target = m.normalize_joints(cat["q"].to(m.device, m.dtype), cat["position"].to(m.device, m.dtype))
+        q = self._project(cat) if c.projection == "nominal" else cat["q"]
+        target = m.normalize_joints(q.to(m.device, m.dtype), cat["position"].to(m.device, m.dtype))
         z, weight = cat["z"].to(m.device, m.dtype), cat["valid"].to(m.device, m.dtype)
         m.train()
         losses = []
@@ -304,6 +322,18 @@ class BlackBoxCEMSSL:
                 losses.append(loss.detach())
         m.eval()
         return float(torch.stack(losses).mean()) if losses else math.nan
+
+    @torch.no_grad()
+    def _project(self, data: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Labels ``q_hat + P (q - q_hat)`` (see :attr:`BlackBoxConfig.projection`); where the model's
+        answer is far from q (another branch, early exploration) the measured q itself."""
+        q_hat = self._infer(data["position"], data["rotation"], data["z"].to(self.model.device, self.model.dtype))
+        diff = data["q"] - q_hat
+        diff = torch.where(self._periodic, wrap_to_pi(diff), diff)
+        J = data["jacobian"]
+        step = damped_least_squares(J, (J @ diff.unsqueeze(-1)).squeeze(-1), 1e-10)
+        near = diff.abs().amax(-1, keepdim=True) < 0.3
+        return torch.where(near, self._wrap(q_hat + step), data["q"])
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
