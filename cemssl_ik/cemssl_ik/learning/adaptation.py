@@ -410,7 +410,7 @@ class Adapter:
 
         def on_step(step: int, losses: dict, err) -> None:
             self._check_cancel()
-            if step % 25 == 0:
+            if step == 1 or step % 25 == 0:  # the first step too: the phase shows at once
                 done = trainer.current_progress()
                 self._report("train", progress=done, eta_s=max(0.0, minutes * 60 - (time.monotonic() - started)), message=f"step {step}, loss {losses['loss']:.3e}")
             if time.monotonic() - last_save[0] > c.checkpoint_every:
