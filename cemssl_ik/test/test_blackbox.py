@@ -110,3 +110,17 @@ def test_robot_strategy_adapts_through_black_box_cemssl(tmp_path):
     assert sum(s.kind == "cemssl" for s in log.samples) <= 1500  # the goal's move budget
     assert load_checkpoint(out.checkpoint.removesuffix(".safetensors"), UR3)[1].metadata["training"]["training"]["phase"] == "blackbox_cemssl"
     log.close()
+
+
+def test_cemssl_exploration_decays_over_the_time_budget_of_a_time_limited_run():
+    """A run of many nominal iterations that stops on its time budget anneals over the time used."""
+    import time
+
+    from cemssl_ik.learning.cemssl import CEMSSLConfig, CEMSSLTrainer
+
+    trainer = CEMSSLTrainer(shipped_position_model(), UR3, CEMSSLConfig(iterations=100_000, exploration_noise=0.25, exploration_fraction=0.5, max_seconds=100.0))
+    assert trainer.current_exploration() == pytest.approx(0.25)
+    trainer._started = time.perf_counter() - 25.0  # a quarter of the time budget spent
+    assert trainer.current_exploration() == pytest.approx(0.125, abs=1e-3)
+    trainer._started = time.perf_counter() - 60.0
+    assert trainer.current_exploration() == 0.0

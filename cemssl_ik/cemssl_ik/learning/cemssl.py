@@ -63,7 +63,8 @@ class CEMSSLConfig:
             or fine-tuned from) are evaluated first and are a candidate too; needs ``eval_every`` > 0.
         exploration_noise: std of Gaussian noise added to the inferred joints (fraction of each
             joint's learning range) in the first iteration, decaying linearly to 0 at
-            ``exploration_fraction * iterations``.  A freshly initialized model maps every target
+            ``exploration_fraction`` of the budget used (iterations, or ``max_seconds`` when it runs
+            out first).  A freshly initialized model maps every target
             near one configuration; exploring around its outputs (goal babbling) lets the reached
             set grow to the whole workspace.  Use 0 for fine-tuning a pretrained model.
         exploration_fraction: fraction of the iterations with exploration.
@@ -229,11 +230,16 @@ class CEMSSLTrainer:
         return lr
 
     def current_exploration(self) -> float:
+        """Exploration std: linear decay to 0 at ``exploration_fraction`` of the budget actually
+        used, by iterations or by ``max_seconds`` when the time budget runs out first (a
+        time-limited run of many nominal iterations still ends without noise)."""
         c = self.config
-        horizon = c.exploration_fraction * c.iterations
-        if c.exploration_noise == 0 or horizon <= 0:
+        if c.exploration_noise == 0 or c.exploration_fraction <= 0 or c.iterations == 0:
             return 0.0
-        return c.exploration_noise * max(0.0, 1.0 - self.iteration / horizon)
+        done = self.iteration / c.iterations
+        if c.max_seconds and self._started is not None:
+            done = max(done, (time.perf_counter() - self._started) / c.max_seconds)
+        return c.exploration_noise * max(0.0, 1.0 - done / c.exploration_fraction)
 
     def _wrap_measured(self, q: torch.Tensor) -> torch.Tensor:
         """Measured joints into the learning range (revolute joints: one period), so they are encodable."""
