@@ -41,7 +41,7 @@ from .kinematics.transforms import quaternion_to_matrix, rotation_angle, rotatio
 from .kinematics.ur_analytic import UR_DH, ur_arm_plane_offset, ur_branch_ids_numpy, ur_branch_ids_of_solutions
 from .models.generators import IKGenerator, MLPGenerator
 
-__all__ = ["SolverOptions", "IKResult", "IKSolver", "RequestBatcher", "refine", "pose_error"]
+__all__ = ["SolverOptions", "IKResult", "IKSolver", "RequestBatcher", "refine", "pose_error", "refined_answers"]
 
 
 @dataclass
@@ -970,3 +970,10 @@ class RequestBatcher:
         finally:
             for g in group:
                 g.done.set()
+
+
+def refined_answers(model, chain, position: torch.Tensor, rotation: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The IK service's single refined answer per target: ((N, dof) joints, (N,) found), as the
+    learner measures refined answers on the arm (:data:`cemssl_ik.learning.adaptation.Refine`)."""
+    res = IKSolver(model, chain).solve(position, rotation, options=SolverOptions(num_solutions=1))
+    return torch.as_tensor(res.solutions[:, 0]), torch.as_tensor(res.valid[:, 0])

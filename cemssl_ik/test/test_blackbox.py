@@ -14,6 +14,7 @@ from cemssl_ik.learning.adaptation import AdaptationConfig, Adapter, LearnGoal, 
 from cemssl_ik.learning.blackbox import BlackBoxCEMSSL, BlackBoxConfig
 from cemssl_ik.learning.forward_model import ForwardResult
 from cemssl_ik.learning.sample_log import SampleLog
+from cemssl_ik.solver import refined_answers
 
 from cemssl_ik.models import load_checkpoint
 
@@ -101,10 +102,11 @@ def test_bad_configs_are_refused(fields, match):
 def test_robot_strategy_adapts_through_black_box_cemssl(tmp_path):
     log = SampleLog.open(tmp_path / "samples.jsonl", dof=6)
     robot = LoggedForwardModel(AnalyticForwardModel(LONGER), log)
-    adapter = Adapter(shipped_position_model(), UR3, robot, log, tmp_path, AdaptationConfig(eval_targets=40, train_minutes=5.0))
+    adapter = Adapter(shipped_position_model(), UR3, robot, log, tmp_path, AdaptationConfig(eval_targets=40, train_minutes=5.0), refine=refined_answers)
     out = adapter.run(LearnGoal("robot", max_moves=1500, output="robot"))
     assert out.success, out.message
     assert out.error_after_mm < out.error_before_mm / 3
+    assert math.isfinite(out.refined_error_mm)  # refined answers (nominal chain) measured on the arm too
     kinds = {s.kind for s in log.samples}
     assert {"cemssl", "evaluate"} <= kinds
     assert sum(s.kind == "cemssl" for s in log.samples) <= 1500  # the goal's move budget

@@ -40,7 +40,6 @@ LAYERS = {
 #: upward edges still in the code, each with what removes it; an entry whose edge is gone fails
 #: the test, so the list only shrinks
 KNOWN_UPWARD = {
-    ("cemssl_ik.learning.adaptation", "cemssl_ik.solver"): "Adapter.measure_model builds an IKSolver: inject it (like identify / read_calibration) or move the adaptation above the solver",
 }
 
 #: external packages only ros, evaluation and the scripts import at module level

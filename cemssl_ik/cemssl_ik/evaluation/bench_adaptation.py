@@ -29,6 +29,7 @@ from ..safety import SafetyChecker, SafetyConfig
 from ..seeds import ADAPTATION_TARGETS_SEED_OFFSET
 from ..sim import KinematicPerturbation, SimConfig, SimUR3
 from ..sim.sim_forward_model import SimForwardModel
+from ..solver import refined_answers
 
 __all__ = ["AdaptationRecord", "run_adaptation", "true_errors"]
 
@@ -103,7 +104,7 @@ def run_adaptation(
             model, nominal, fm, log, tmp, AdaptationConfig(eval_targets=10, train_minutes=minutes, seed=seed),
             identify=identify_from_samples, read_calibration=chain_from_calibration_file,
             progress=lambda p: say(f"[{p.phase}] {p.message}") if p.message and not p.message.startswith("step") else None,
-            feasible=lambda q: checker.check(q, q).ok,
+            feasible=lambda q: checker.check(q, q).ok, refine=refined_answers,
         )  # fmt: skip
         outcome = adapter.run(LearnGoal(strategy, max_moves=moves, max_minutes=minutes))
         if not outcome.success:

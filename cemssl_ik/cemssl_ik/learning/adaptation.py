@@ -49,6 +49,9 @@ STRATEGIES = ("calibrate", "calibration_file", "robot")
 Identify = Callable[[KinematicChain, np.ndarray, np.ndarray, np.ndarray], tuple[KinematicChain, str, dict]]
 #: read_calibration(nominal chain, yaml path) -> (chain, urdf text)
 ReadCalibration = Callable[[KinematicChain, str], tuple[KinematicChain, str]]
+#: (model, chain, positions (N, 3), rotations (N, 3, 3) or None) -> (refined joints (N, dof), found (N,) bool):
+#: the IK service's answer on ``chain`` (e.g. :func:`cemssl_ik.solver.refined_answers`)
+Refine = Callable[[IKGenerator, KinematicChain, torch.Tensor, "torch.Tensor | None"], tuple[torch.Tensor, torch.Tensor]]
 
 
 class Cancelled(RuntimeError):
@@ -183,6 +186,8 @@ class Adapter:
         cancelled: polled between moves and training steps; True ends the goal.
         feasible: q (dof,) -> True if the robot may go there (the safety layer's static checks:
             floor, workspace); random configurations are drawn among feasible ones.
+        refine: the IK service's refined answer (:data:`Refine`), to measure refined answers on
+            the robot too (without it their error is NaN).
     """
 
     def __init__(
@@ -198,6 +203,7 @@ class Adapter:
         progress: Callable[[LearnProgress], None] | None = None,
         cancelled: Callable[[], bool] | None = None,
         feasible: Callable[[np.ndarray], bool] | None = None,
+        refine: Refine | None = None,
     ) -> None:
         self.model, self.chain, self.robot, self.log = model, chain, robot, log
         self.output_dir = Path(output_dir)
@@ -206,6 +212,7 @@ class Adapter:
         self._progress = progress or (lambda p: None)
         self._cancelled = cancelled or (lambda: False)
         self._feasible = feasible
+        self._refine = refine
         self.moves = 0
         self._rng = np.random.default_rng(config.seed)
 
@@ -247,8 +254,8 @@ class Adapter:
 
     @torch.no_grad()
     def measure_model(self, solve_chain: KinematicChain | None = None) -> tuple[float, float]:
-        """Mean position error (mm) on the robot of the model alone and, with ``solve_chain``, of
-        refined IK answers on that chain: (model alone, refined or NaN)."""
+        """Mean position error (mm) on the robot of the model alone and, with ``solve_chain`` (and
+        a ``refine`` given to the adapter), of refined IK answers on that chain: (model alone, refined or NaN)."""
         n = self.config.eval_targets
         first = self._measure(self.random_configurations(n), "evaluate")
         ok = first.valid
@@ -261,13 +268,10 @@ class Adapter:
         reached = self._measure(q.numpy(), "evaluate")
         alone = _mean_mm(reached, target)
         refined = math.nan
-        if solve_chain is not None:
-            from ..solver import IKSolver, SolverOptions
-
-            res = IKSolver(self.model, solve_chain).solve(target, rot, options=SolverOptions(num_solutions=1))
-            good = torch.as_tensor(res.valid[:, 0])
+        if solve_chain is not None and self._refine is not None:
+            q_ref, good = self._refine(self.model, solve_chain, target, rot)
             if good.any():
-                q_ref = torch.as_tensor(res.solutions[:, 0])[good]
+                q_ref = q_ref[good]
                 reached_ref = self._measure(q_ref.numpy(), "evaluate")
                 refined = _mean_mm(reached_ref, target[good])
         return alone, refined

@@ -55,6 +55,7 @@ from ..learning.adaptation import (
 )
 from ..learning.sample_log import SampleLog
 from ..models import load_checkpoint, load_model
+from ..solver import refined_answers
 
 __all__ = ["LearnerNode", "PARAMETERS", "main"]
 
@@ -252,7 +253,7 @@ class LearnerNode(Node):
             model, self.chain, self.robot, self.log, self.output_dir, config,
             identify=identify_from_samples, read_calibration=chain_from_calibration_file,
             progress=feedback, cancelled=lambda: goal_handle.is_cancel_requested,
-            feasible=lambda q: self._check(q, q)[0],
+            feasible=lambda q: self._check(q, q)[0], refine=refined_answers,
         )  # fmt: skip
         try:
             outcome: LearnOutcome = adapter.run(goal)
