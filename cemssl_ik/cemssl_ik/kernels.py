@@ -13,15 +13,18 @@ Everything is float64 and mirrors the torch path's semantics (see :func:`cemssl_
 against each other.  numba is a pinned dependency; without it (``AVAILABLE`` False) the solver
 falls back to the torch path.
 
-Chain constants come from :func:`chain_arrays` (the folded segments of a
-:class:`~cemssl_ik.kinematics.chain.KinematicChain`).
+Chain constants come from :func:`chain_arrays` (:class:`ChainArrays`: the folded segments and
+limits of a :class:`~cemssl_ik.kinematics.chain.KinematicChain`), options in a
+:class:`KernelOptions`; the kernels read both by field name.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from collections import namedtuple
+from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,7 +36,7 @@ except ImportError:  # pragma: no cover - exercised only where numba is missing
     nb = None
     AVAILABLE = False
 
-__all__ = ["AVAILABLE", "KernelOptions", "chain_arrays", "refine_check", "partner_starts", "distinct_representatives", "select"]
+__all__ = ["AVAILABLE", "KernelOptions", "ChainArrays", "chain_arrays", "refine_check", "partner_starts", "distinct_representatives", "select"]
 
 #: batches of fewer samples run on the calling thread.  In isolation two cores already halve a
 #: 64-sample batch, but in the service, where client processes and executor threads compete for
@@ -59,7 +62,9 @@ _PARALLEL_LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class KernelOptions:
-    """Options of :func:`refine_check` (see :class:`cemssl_ik.solver.SolverOptions` for their meaning)."""
+    """Options of :func:`refine_check` (see :class:`cemssl_ik.solver.SolverOptions` for their meaning).
+
+    The compiled kernels read them by field name from :meth:`compiled`."""
 
     #: most Levenberg-Marquardt iterations per sample
     iterations: int = 30
@@ -84,19 +89,47 @@ class KernelOptions:
     #: Newton steps along the weakest direction where LM stalls near a singularity (see ``_valley_step``)
     singular_steps: bool = True
 
-    def pack(self) -> np.ndarray:
-        """The float64 vector the compiled kernels read (order: the fields')."""
-        return np.array([
-            self.iterations, self.give_up_after, self.damping, self.initial_damping, self.tol, self.give_up_error,
-            self.max_step, self.position_tolerance, self.orientation_tolerance, float(self.refine), float(self.singular_steps),
-        ], dtype=np.float64)  # fmt: skip
+    def compiled(self) -> tuple:
+        """The options as the named tuple the compiled kernels take (numba compiles a named tuple's
+        fields as attributes), each field converted to its declared type so that one compiled
+        version serves every call."""
+        return _CompiledOptions(*(t(getattr(self, name)) for name, t in _OPTION_TYPES))
 
 
-def chain_arrays(chain) -> tuple[np.ndarray, ...]:
-    """Kernel constants of a chain: (R_o, R_oK, R_oK2, t_o, R_oa, revolute, R_tip, t_tip, lower, upper, periodic)."""
+#: (name, type) of KernelOptions' fields, and the named tuple the kernels read them from
+_OPTION_TYPES = tuple((f.name, type(f.default)) for f in fields(KernelOptions))
+_CompiledOptions = namedtuple("_CompiledOptions", [name for name, _ in _OPTION_TYPES])
+
+
+class ChainArrays(NamedTuple):
+    """Kernel constants of a chain (:func:`chain_arrays`): its folded segments and joint limits."""
+
+    #: (dof, 3, 3) fixed rotation of each joint's origin
+    R_o: np.ndarray
+    #: (dof, 3, 3) R_o K and R_o K^2 (K: the joint axis's cross-product matrix; Rodrigues' terms)
+    R_oK: np.ndarray
+    R_oK2: np.ndarray
+    #: (dof, 3) translation of each joint's origin
+    t_o: np.ndarray
+    #: (dof, 3) R_o axis: the joint axis in its parent's frame
+    R_oa: np.ndarray
+    #: (dof,) bool: revolute joint (else prismatic)
+    revolute: np.ndarray
+    #: (3, 3) and (3,): the fixed transform after the last joint
+    R_tip: np.ndarray
+    t_tip: np.ndarray
+    #: (dof,) real joint limits
+    lower: np.ndarray
+    upper: np.ndarray
+    #: (dof,) bool: 2*pi-periodic joints
+    periodic: np.ndarray
+
+
+def chain_arrays(chain) -> ChainArrays:
+    """The kernel constants of a :class:`~cemssl_ik.kinematics.chain.KinematicChain`."""
     s = chain.segment_arrays()
     c = np.ascontiguousarray
-    return (
+    return ChainArrays(
         s["R_o"], s["R_oK"], s["R_oK2"], s["t_o"], s["R_oa"], s["revolute"] > 0.5, s["R_tip"], s["t_tip"],
         c(chain.lower, dtype=np.float64), c(chain.upper, dtype=np.float64), c(chain.periodic, dtype=np.bool_),
     )
@@ -105,6 +138,9 @@ def chain_arrays(chain) -> tuple[np.ndarray, ...]:
 if AVAILABLE:
     _jit = nb.njit(cache=True, nogil=True, fastmath=False)
     _jit_par = nb.njit(cache=True, nogil=True, fastmath=False, parallel=True)
+    # compiled into their callers: a separate function gets the chain's named constants (eleven
+    # arrays) by value on every call, which made refinement ~25 % slower than inlined
+    _jit_inline = nb.njit(cache=True, nogil=True, fastmath=False, inline="always")
 
     @_jit
     def _rmul(R, M):
@@ -114,9 +150,10 @@ if AVAILABLE:
             for b in range(3):
                 R[a, b] = r0 * M[0, b] + r1 * M[1, b] + r2 * M[2, b]
 
-    @_jit
-    def _fk(q, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp):
+    @_jit_inline
+    def _fk(q, C, p, R, axes, origins, tmp):
         """Tip position p (3,) and rotation R (3, 3) of q; joint axes / origins (dof, 3) in the base frame."""
+        R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip = C.R_o, C.R_oK, C.R_oK2, C.t_o, C.R_oa, C.revolute, C.R_tip, C.t_tip
         dof = q.shape[0]
         for a in range(3):
             p[a] = t_o[0, a]
@@ -189,6 +226,41 @@ if AVAILABLE:
             acc += e[r] * e[r]
         return math.sqrt(acc)
 
+    @_jit_inline
+    def _linearize(q, C, pt, Rt, rows, p, R, axes, origins, tmp, e, J):
+        """FK of q, its residual e against the target (returned: |e|) and the Jacobian J there."""
+        _fk(q, C, p, R, axes, origins, tmp)
+        err = _residual(p, R, pt, Rt, rows, e)
+        _jacobian(p, axes, origins, C.revolute, J)
+        return err
+
+    @_jit_inline
+    def _spd_solve(A, n, L, b, x):
+        """x = A^-1 b for a symmetric positive definite n x n A (lower triangle read) by Cholesky
+        (L: n x n scratch); False if A is not positive definite.  x may be b itself."""
+        for a in range(n):
+            for c in range(a + 1):
+                acc = A[a, c]
+                for k in range(c):
+                    acc -= L[a, k] * L[c, k]
+                if a == c:
+                    if not acc > 0.0:
+                        return False
+                    L[a, a] = math.sqrt(acc)
+                else:
+                    L[a, c] = acc / L[c, c]
+        for a in range(n):  # L z = b
+            acc = b[a]
+            for k in range(a):
+                acc -= L[a, k] * x[k]
+            x[a] = acc / L[a, a]
+        for a in range(n - 1, -1, -1):  # L^T x = z
+            acc = x[a]
+            for k in range(a + 1, n):
+                acc -= L[k, a] * x[k]
+            x[a] = acc / L[a, a]
+        return True
+
     @_jit
     def _lm_step(J, e, rows, dof, lam, A, L, y, dq):
         """dq = J^T (J J^T + lam I)^-1 e (Cholesky of the rows x rows normal matrix); False if not positive definite."""
@@ -199,27 +271,8 @@ if AVAILABLE:
                     acc += J[a, k] * J[b, k]
                 A[a, b] = acc
             A[a, a] += lam
-        for a in range(rows):
-            for b in range(a + 1):
-                acc = A[a, b]
-                for k in range(b):
-                    acc -= L[a, k] * L[b, k]
-                if a == b:
-                    if not acc > 0.0:
-                        return False
-                    L[a, a] = math.sqrt(acc)
-                else:
-                    L[a, b] = acc / L[b, b]
-        for a in range(rows):  # L z = e
-            acc = e[a]
-            for k in range(a):
-                acc -= L[a, k] * y[k]
-            y[a] = acc / L[a, a]
-        for a in range(rows - 1, -1, -1):  # L^T y = z
-            acc = y[a]
-            for k in range(a + 1, rows):
-                acc -= L[k, a] * y[k]
-            y[a] = acc / L[a, a]
+        if not _spd_solve(A, rows, L, e, y):
+            return False
         for k in range(dof):
             acc = 0.0
             for a in range(rows):
@@ -292,30 +345,11 @@ if AVAILABLE:
                 for a in range(rows):
                     acc += B[a, i] * B[a, j]
                 G[i, j] = acc
-        for i in range(m):
-            for j in range(i + 1):
-                acc = G[i, j]
-                for k in range(j):
-                    acc -= L[i, k] * L[j, k]
-                if i == j:
-                    if not acc > 0.0:
-                        return False
-                    L[i, i] = math.sqrt(acc)
-                else:
-                    L[i, j] = acc / L[j, j]
-        for i in range(m):  # L w = B^T e
             acc = 0.0
             for a in range(rows):
                 acc += B[a, i] * e[a]
-            for k in range(i):
-                acc -= L[i, k] * z[k]
-            z[i] = acc / L[i, i]
-        for i in range(m - 1, -1, -1):  # L^T z = w
-            acc = z[i]
-            for k in range(i + 1, m):
-                acc -= L[k, i] * z[k]
-            z[i] = acc / L[i, i]
-        return True
+            z[i] = acc  # B^T e, solved in place
+        return _spd_solve(G, m, L, z, z)
 
     @_jit
     def _valley_step(q, pt, Rt, rows, C, err, e, J, max_step, sweeps, p, R, axes, origins, tmp, qn, Jn, en):
@@ -331,7 +365,6 @@ if AVAILABLE:
         are then solved again (a few Gauss-Newton sweeps that keep v fixed), so only the floor's
         residual decides whether the step is taken (halved up to 6 times otherwise).
         """
-        R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip = C
         dof = q.shape[0]
         m = dof - 1
         W, V, basis, v = np.empty((rows, dof)), np.empty((dof, dof)), np.empty((m, dof)), np.empty(dof)
@@ -350,9 +383,7 @@ if AVAILABLE:
                 qn[k] = q[k] + dt * v[k]
             for _s in range(sweeps):
                 # Gauss-Newton within the hyperplane v . (q - qn) = 0 (basis: the other singular vectors)
-                _fk(qn, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp)
-                _residual(p, R, pt, Rt, rows, en)
-                _jacobian(p, axes, origins, rev, Jn)
+                _linearize(qn, C, pt, Rt, rows, p, R, axes, origins, tmp, en, Jn)
                 for a in range(rows):
                     for i in range(m):
                         acc = 0.0
@@ -364,7 +395,7 @@ if AVAILABLE:
                 for i in range(m):
                     for k in range(dof):
                         qn[k] += z[i] * basis[i, k]
-            _fk(qn, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp)
+            _fk(qn, C, p, R, axes, origins, tmp)
             err_n = _residual(p, R, pt, Rt, rows, en)
             if err_n < err:
                 for k in range(dof):
@@ -374,13 +405,12 @@ if AVAILABLE:
         return 1, err
 
     @_jit
-    def _refine_one(q, pt, Rt, rows, C, iterations, damping, initial_damping, tol, give_up_after, give_up_error, max_step, valley_mode):
+    def _refine_one(q, pt, Rt, rows, C, o):
         """Levenberg-Marquardt on one sample in place (minimum-norm steps dq = J^T (J J^T + lam I)^-1 e).
 
         Where an iteration makes little progress (a rejected step, or less than halving the error)
         on a square or over-determined system, a :func:`_valley_step` is tried as well.
         """
-        R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip = C
         dof = q.shape[0]
         p, R = np.empty(3), np.empty((3, 3))
         p2, R2 = np.empty(3), np.empty((3, 3))
@@ -390,15 +420,14 @@ if AVAILABLE:
         e, e2, y = np.empty(6), np.empty(6), np.empty(6)
         A, L = np.empty((6, 6)), np.empty((6, 6))
         dq, qn = np.empty(dof), np.empty(dof)
-        _fk(q, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp)
-        err = _residual(p, R, pt, Rt, rows, e)
-        _jacobian(p, axes, origins, rev, J)
-        lam = max(initial_damping, 1e-12)
-        lam_min = max(damping, 1e-12)
-        valley = rows >= dof and valley_mode > 0.0
+        err = _linearize(q, C, pt, Rt, rows, p, R, axes, origins, tmp, e, J)
+        lam = max(o.initial_damping, 1e-12)
+        lam_min = max(o.damping, 1e-12)
+        valley = rows >= dof and o.singular_steps
+        max_step, give_up_after, give_up_error = o.max_step, o.give_up_after, o.give_up_error
         failed = 0
-        for it in range(iterations):
-            if not err > tol:  # converged (or NaN: nothing to do)
+        for it in range(o.iterations):
+            if not err > o.tol:  # converged (or NaN: nothing to do)
                 break
             if give_up_after >= 0 and it >= give_up_after and not err < give_up_error:
                 break
@@ -411,7 +440,7 @@ if AVAILABLE:
                 scale = max_step / big if big > max_step else 1.0
                 for k in range(dof):
                     qn[k] = q[k] + dq[k] * scale
-                _fk(qn, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p2, R2, axes2, origins2, tmp)
+                _fk(qn, C, p2, R2, axes2, origins2, tmp)
                 err2 = _residual(p2, R2, pt, Rt, rows, e2)
                 ok = err2 < err  # False for NaN
             if valley and err < VALLEY_ERROR and not err2 < 0.5 * err:
@@ -422,9 +451,7 @@ if AVAILABLE:
                 valley = status != 2 and failed < 4
                 moved = status == 0
                 if moved:
-                    _fk(q, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp)
-                    err = _residual(p, R, pt, Rt, rows, e)
-                    _jacobian(p, axes, origins, rev, J)
+                    err = _linearize(q, C, pt, Rt, rows, p, R, axes, origins, tmp, e, J)
                     lam = lam_min
                     continue
             if ok:
@@ -436,7 +463,7 @@ if AVAILABLE:
                 origins, origins2 = origins2, origins
                 e, e2 = e2, e
                 err = err2
-                _jacobian(p, axes, origins, rev, J)
+                _jacobian(p, axes, origins, C.revolute, J)
                 lam = max(lam / 10.0, lam_min)
             else:
                 if lam >= 1e6:
@@ -470,20 +497,15 @@ if AVAILABLE:
         return within
 
     @_jit
-    def _sample(i, q, pt, Rt, ref, rows, C, L, opts, out_q, out_pe, out_oe, out_ok):
-        iterations, give_up_after = int(opts[0]), int(opts[1])
-        damping, initial_damping, tol, give_up_error, max_step, ptol, otol, refine = opts[2], opts[3], opts[4], opts[5], opts[6], opts[7], opts[8], opts[9]
-        valley = opts[10]
-        R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip = C
-        lower, upper, periodic = L
+    def _sample(i, q, pt, Rt, ref, rows, C, o, out_q, out_pe, out_oe, out_ok):
         dof = q.shape[1]
         qi = np.empty(dof)
         for k in range(dof):
             qi[k] = q[i, k]
         Rti = Rt[i]
-        if refine > 0.0:
-            _refine_one(qi, pt[i], Rti, rows, C, iterations, damping, initial_damping, tol, give_up_after, give_up_error, max_step, valley)
-        within = _wrap_check(qi, ref[i], lower, upper, periodic, 1e-9)
+        if o.refine:
+            _refine_one(qi, pt[i], Rti, rows, C, o)
+        within = _wrap_check(qi, ref[i], C.lower, C.upper, C.periodic, 1e-9)
         finite = True
         for k in range(dof):
             out_q[i, k] = qi[k]
@@ -494,22 +516,22 @@ if AVAILABLE:
             return
         p, R = np.empty(3), np.empty((3, 3))
         axes, origins, tmp = np.empty((dof, 3)), np.empty((dof, 3)), np.empty((3, 3))
-        _fk(qi, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp)
+        _fk(qi, C, p, R, axes, origins, tmp)
         dx, dy, dz = p[0] - pt[i, 0], p[1] - pt[i, 1], p[2] - pt[i, 2]
         pe = math.sqrt(dx * dx + dy * dy + dz * dz)
         oe = _relative_rotation(Rti, R)[3] if rows == 6 else 0.0  # angle of R* R^T = angle of R^T R*
         out_pe[i], out_oe[i] = pe, oe
-        out_ok[i] = within and pe <= ptol and oe <= otol
+        out_ok[i] = within and pe <= o.position_tolerance and oe <= o.orientation_tolerance
 
     @_jit
-    def _refine_check_serial(q, pt, Rt, ref, rows, C, L, opts, out_q, out_pe, out_oe, out_ok):
+    def _refine_check_serial(q, pt, Rt, ref, rows, C, o, out_q, out_pe, out_oe, out_ok):
         for i in range(q.shape[0]):
-            _sample(i, q, pt, Rt, ref, rows, C, L, opts, out_q, out_pe, out_oe, out_ok)
+            _sample(i, q, pt, Rt, ref, rows, C, o, out_q, out_pe, out_oe, out_ok)
 
     @_jit_par
-    def _refine_check_parallel(q, pt, Rt, ref, rows, C, L, opts, out_q, out_pe, out_oe, out_ok):
+    def _refine_check_parallel(q, pt, Rt, ref, rows, C, o, out_q, out_pe, out_oe, out_ok):
         for i in nb.prange(q.shape[0]):
-            _sample(i, q, pt, Rt, ref, rows, C, L, opts, out_q, out_pe, out_oe, out_ok)
+            _sample(i, q, pt, Rt, ref, rows, C, o, out_q, out_pe, out_oe, out_ok)
 
     @_jit
     def _partners_one(q, pt, Rt, rows, C, ratio, h, out):
@@ -520,23 +542,22 @@ if AVAILABLE:
         root lies at s = 2 sigma / c; ``c`` comes from one residual evaluation at s = h.  Only for
         solutions with sigma_min < ``ratio`` * sigma_max.  Writes out[0] and returns 1, else 0.
         """
-        R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip = C
         dof = q.shape[0]
         p, R, tmp = np.empty(3), np.empty((3, 3)), np.empty((3, 3))
         axes, origins = np.empty((dof, 3)), np.empty((dof, 3))
         J, e = np.empty((6, dof)), np.empty(6)
-        _fk(q, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp)
-        _jacobian(p, axes, origins, rev, J)
+        _fk(q, C, p, R, axes, origins, tmp)
+        _jacobian(p, axes, origins, C.revolute, J)
         W, V, basis, v = np.empty((rows, dof)), np.empty((dof, dof)), np.empty((dof - 1, dof)), np.empty(dof)
         sigma, s_max, kk = _weakest_direction(J, rows, dof, W, V, basis, v)
         if not sigma < ratio * s_max:
             return 0
         for k in range(dof):
             out[0, k] = q[k] + h * v[k]
-        _fk(out[0], R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp)
+        _fk(out[0], C, p, R, axes, origins, tmp)
         _residual(p, R, pt, Rt, rows, e)
         g0 = 0.0  # u . e at q (a converged solution: ~0, kept for accuracy)
-        _fk(q, R_o, R_oK, R_oK2, t_o, R_oa, rev, R_tip, t_tip, p, R, axes, origins, tmp)
+        _fk(q, C, p, R, axes, origins, tmp)
         e0 = np.empty(6)
         _residual(p, R, pt, Rt, rows, e0)
         gh = 0.0
@@ -691,15 +712,16 @@ def refine_check(consts, q, position, rotation, reference, options: KernelOption
         Rt[:] = np.eye(3)
     ref = np.ascontiguousarray(reference, dtype=np.float64)
     out_q, out_pe, out_oe, out_ok = np.empty_like(q), np.empty(N), np.empty(N), np.empty(N, dtype=np.bool_)
-    C, L = tuple(consts[:8]), tuple(consts[8:])
     if not isinstance(options, KernelOptions):
         raise TypeError(f"options must be a KernelOptions, got {type(options).__name__}")
-    o = options.pack()
+    if not isinstance(consts, ChainArrays):
+        raise TypeError(f"consts must be the ChainArrays of chain_arrays(chain), got {type(consts).__name__}")
+    o = options.compiled()
     if N < SERIAL_BELOW:
-        _refine_check_serial(q, pt, Rt, ref, rows, C, L, o, out_q, out_pe, out_oe, out_ok)
+        _refine_check_serial(q, pt, Rt, ref, rows, consts, o, out_q, out_pe, out_oe, out_ok)
     else:
         with _PARALLEL_LOCK:
-            _refine_check_parallel(q, pt, Rt, ref, rows, C, L, o, out_q, out_pe, out_oe, out_ok)
+            _refine_check_parallel(q, pt, Rt, ref, rows, consts, o, out_q, out_pe, out_oe, out_ok)
     return out_q, out_pe, out_oe, out_ok
 
 
@@ -721,7 +743,7 @@ def partner_starts(consts, q: np.ndarray, position: np.ndarray, rotation: np.nda
     out = np.full((N, 1, dof), np.nan)
     count = np.zeros(N, dtype=np.int64)
     if rows >= dof and N:
-        _partners(q, pt, Rt, rows, tuple(consts[:8]), float(ratio), float(h), out, count)
+        _partners(q, pt, Rt, rows, consts, float(ratio), float(h), out, count)
     return out[:, 0], count > 0
 
 

@@ -35,9 +35,10 @@ import numpy as np
 import torch
 
 from . import kernels
+from .kinematics.branches import ur_kinematics
 from .kinematics.chain import KinematicChain
 from .kinematics.limits import nearest_periodic_copy
-from .kinematics.transforms import quaternion_to_matrix, rotation_angle, rotation_log, skew
+from .kinematics.transforms import quaternion_to_matrix, rotation_angle, rotation_log
 from .kinematics.ur_analytic import UR_DH, ur_arm_plane_offset, ur_branch_ids_numpy, ur_branch_ids_of_solutions
 from .models.generators import IKGenerator, MLPGenerator
 
@@ -252,45 +253,40 @@ def _cpu_has_fast_bf16() -> bool:
 class _NumpySampler:
     """An MLP generator's inference in numpy, for the few samples of a single request.
 
-    Torch's per-operation overhead dominates a handful of samples (~0.3 ms to encode, draw
-    latents, run and decode 8 samples of a 4x256 network, against ~0.05 ms here).  Only used for
-    samples that are refined afterwards, so float32 rounding differences do not matter; the
-    latent noise comes from numpy's generator (the draws differ from torch's, equally random).
+    Torch's per-operation overhead dominates a handful of samples (encoding, latents, four layers
+    and decoding are each a few torch calls).  The targets go through the model's own encoders
+    (:meth:`TargetEncoder.encode_numpy`, :meth:`JointCodec.decode_raw_numpy`), so only the
+    network's layers are written here.  Only used for samples that are refined afterwards, so
+    float32 rounding differences do not matter; the latent noise comes from numpy's generator
+    (the draws differ from torch's, equally random).
     """
 
     ACTIVATIONS = {
-        "relu": lambda x: np.maximum(x, 0.0),
+        "relu": lambda x: np.maximum(x, 0.0, out=x),
         # x * sigmoid(x) with sigmoid(x) = (1 + tanh(x / 2)) / 2: no exp to overflow (far targets
         # give activations beyond float32's exp range, and numpy would warn on every request)
-        "silu": lambda x: 0.5 * x * (1.0 + np.tanh(0.5 * x)),
-        "tanh": np.tanh,
+        "silu": lambda x: np.multiply(x, 0.5 + 0.5 * np.tanh(0.5 * x), out=x),
+        "tanh": lambda x: np.tanh(x, out=x),
         "leaky_relu": lambda x: np.where(x > 0, x, 0.01 * x),
     }
 
     def __init__(self, model: MLPGenerator) -> None:
         layers = [m for m in model.net.net if hasattr(m, "weight")]
-        self.weights = [(m.weight.detach().float().numpy().copy(), m.bias.detach().float().numpy().copy()) for m in layers]
+        weights = [(m.weight.detach().float().numpy().copy(), m.bias.detach().float().numpy().copy()) for m in layers]
+        self.encoder, self.codec = model.target_encoder, model.codec
         self.act = self.ACTIVATIONS[model.config.activation]
-        enc = model.target_encoder
-        self.pose = enc.kind == "pose"
-        self.mean, self.scale = np.asarray(enc.mean, dtype=np.float32), np.float32(enc.scale)
-        self.symmetric = enc.symmetric
-        if self.symmetric:  # see TargetEncoder.canonicalize
-            u, v, a = (t.numpy() for t in enc._frame)
-            self.axis_point, self.u, self.v, self.a = np.asarray(enc.axis_point), u, v, a
-            K = skew(a)
-            self.K, self.K2 = K, K @ K
         self.C, self.noise_dim, self.M = model.num_classes, model.noise_dim, model.num_members
         self._slot_classes = model.slot_classes
-        self._onehots: dict[int, np.ndarray] = {}  # K -> (K, C) one-hot slot classes
-        codec = model.codec
-        bit = codec.biternion.numpy()
-        self.lo, self.hi = codec.lower.numpy(), codec.upper.numpy()
-        cols, i = [], 0  # output column of each joint (its cos for biternion joints)
-        for j in range(codec.dof):
-            cols.append(i)
-            i += 2 if bit[j] else 1
-        self.cols, self.bit = np.asarray(cols), bit
+        # The first layer's input is [features, one-hot class, noise]: its product splits into the
+        # features' part (once per target, not per sample), the class's row and the noise's part.
+        F = model.cond_dim
+        W0, b0 = weights[0]
+        self.W_feat = [np.ascontiguousarray(W0[m, :F]) for m in range(self.M)]
+        self.class_rows = W0[:, F : F + self.C] + b0  # (M, C, hidden): a class's row plus the bias
+        self.bias0 = b0[:, 0]  # (M, hidden), without classes
+        self.W_noise = [np.ascontiguousarray(W0[m, F + self.C :]) for m in range(self.M)]
+        self.layers = [[(np.ascontiguousarray(W[m]), b[m, 0]) for W, b in weights[1:]] for m in range(self.M)]
+        self._classes: dict[int, np.ndarray] = {}  # K -> (K,) slot classes
 
     #: networks with more weights than this run in torch: their matrix products are no longer
     #: overhead-bound, and numpy's BLAS threads would compete with the kernels' for the cores
@@ -309,43 +305,31 @@ class _NumpySampler:
     def sample(self, position: np.ndarray, rotation: np.ndarray | None, K: int, rng: np.random.Generator | None) -> np.ndarray:
         """(b, 3) [+ (b, 3, 3)] -> (b, K, dof) float64 joints; slot k from member k mod M, class as
         :meth:`IKGenerator.slot_classes`."""
-        b = position.shape[0]
-        phi = None
-        if self.symmetric:
-            d = position - self.axis_point
-            phi = np.arctan2(d @ self.v, d @ self.u)
-            along = d @ self.a
-            position = self.axis_point + along[:, None] * self.a + np.linalg.norm(d - along[:, None] * self.a, axis=-1)[:, None] * self.u
-            if rotation is not None:
-                s, c = np.sin(-phi)[:, None, None], np.cos(-phi)[:, None, None]
-                rotation = (np.eye(3) + s * self.K + (1 - c) * self.K2) @ rotation
-        feats = (position.astype(np.float32) - self.mean) / self.scale
-        if self.pose:
-            feats = np.concatenate([feats, rotation[:, :, 0].astype(np.float32), rotation[:, :, 1].astype(np.float32)], axis=-1)
-        parts = [np.broadcast_to(feats[:, None], (b, K, feats.shape[-1]))]
-        if self.C:
-            onehot = self._onehots.get(K)
-            if onehot is None:
-                onehot = self._onehots[K] = np.eye(self.C, dtype=np.float32)[self._slot_classes(K).cpu().numpy()]
-            parts.append(np.broadcast_to(onehot, (b, K, self.C)))
-        if self.noise_dim:
-            parts.append(rng.standard_normal((b, K, self.noise_dim), dtype=np.float32))
-        x = np.concatenate(parts, axis=-1)
-        out = np.empty((b, K, self.weights[-1][0].shape[-1]), dtype=np.float32)
-        for m in range(self.M):
-            h = x[:, m :: self.M].reshape(-1, x.shape[-1])
-            for i, (W, bias) in enumerate(self.weights):
-                h = h @ W[m] + bias[m]
-                if i < len(self.weights) - 1:
-                    h = self.act(h)
-            out[:, m :: self.M] = h.reshape(b, -1, h.shape[-1])
-        out = out.astype(np.float64)
-        c = out[..., self.cols]
-        s = out[..., np.minimum(self.cols + 1, out.shape[-1] - 1)]
-        q = np.where(self.bit, np.arctan2(s, c), self.lo + (self.hi - self.lo) * 0.5 * (1.0 + np.tanh(0.5 * c)))
-        if phi is not None:
-            q[..., 0] = self.lo[0] + np.mod(q[..., 0] + phi[:, None] - self.lo[0], 2 * np.pi)
-        return q
+        b, M = position.shape[0], self.M
+        feats, azimuth = self.encoder.encode_numpy(position, rotation)
+        classes = self._classes.get(K)
+        if classes is None:
+            classes = self._classes[K] = self._slot_classes(K).cpu().numpy()
+        noise = rng.standard_normal((b, K, self.noise_dim), dtype=np.float32) if self.noise_dim else None
+        raw = None
+        for m in range(M):
+            n_m = len(range(m, K, M))  # slots m, m + M, ... of every target
+            if n_m == 0:
+                continue
+            h = np.empty((b, n_m, self.bias0.shape[-1]), dtype=np.float32)
+            h[:] = (feats @ self.W_feat[m])[:, None]
+            h += self.class_rows[m, classes[m::M]] if self.C else self.bias0[m]
+            if noise is not None:
+                h += noise[:, m::M] @ self.W_noise[m]
+            h = h.reshape(b * n_m, -1)
+            for W, bias in self.layers[m]:
+                h = self.act(h)
+                h = h @ W
+                h += bias
+            if raw is None:
+                raw = np.empty((b, K, h.shape[-1]), dtype=np.float32)
+            raw[:, m::M] = h.reshape(b, n_m, -1)
+        return self.codec.decode_raw_numpy(raw, azimuth)
 
 
 @dataclass
@@ -393,39 +377,47 @@ class _SerialBlas:
     threads then spin; on a machine with few cores, next to numba's threads and a ROS executor,
     that made single requests ~10x slower (13x on 2 cores, issue 28).  The limit is process-wide
     (BLAS has no per-thread setting), so concurrent small solves share one limit: the first
-    sets it, the last restores the user's setting.  The controller (a scan of the loaded
-    libraries, ~1.5 ms) is cached, and made again when modules were imported since (they may
-    have loaded another BLAS).
+    sets it, the last restores the user's setting.  The BLAS libraries (a scan of the loaded
+    libraries, ~1.5 ms) are found once and again when modules were imported since (they may have
+    loaded another BLAS); setting a library's thread count is then a direct call (~1 us, where
+    threadpoolctl's limiter object costs ~40 us per request).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._depth = 0
-        self._limiter = None
-        self._controller = None
-        self._modules = 0  # len(sys.modules) when the controller was made
+        self._libraries: list | None = None  # threadpoolctl library controllers of the BLAS libraries
+        self._saved: list[int] = []  # their thread counts before the limit
+        self._modules = 0  # len(sys.modules) when the libraries were found
+
+    def _blas_libraries(self) -> list:
+        if self._libraries is None or len(sys.modules) != self._modules:
+            self._modules = len(sys.modules)
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:  # a pinned requirement; without it the user's BLAS setting stands
+                self._libraries = []
+            else:
+                self._libraries = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+        return self._libraries
 
     def __enter__(self) -> None:
         with self._lock:
             if self._depth == 0:
-                if self._controller is None or (self._controller and len(sys.modules) != self._modules):
-                    self._modules = len(sys.modules)
-                    try:
-                        from threadpoolctl import ThreadpoolController
-                    except ImportError:  # a pinned requirement; without it the user's BLAS setting stands
-                        self._controller = False
-                    else:
-                        self._controller = ThreadpoolController()
-                if self._controller:
-                    self._limiter = self._controller.limit(limits=1, user_api="blas")
+                libraries = self._blas_libraries()
+                self._saved = [lib.num_threads for lib in libraries]
+                for lib, n in zip(libraries, self._saved):
+                    if n != 1:
+                        lib.set_num_threads(1)
             self._depth += 1
 
     def __exit__(self, *exc) -> None:
         with self._lock:
             self._depth -= 1
-            if self._depth == 0 and self._limiter is not None:
-                self._limiter.restore_original_limits()
-                self._limiter = None
+            if self._depth == 0:
+                for lib, n in zip(self._libraries or [], self._saved):
+                    if n != 1:
+                        lib.set_num_threads(n)
 
 
 _SERIAL_BLAS = _SerialBlas()
@@ -436,14 +428,14 @@ def _serial_blas(small: bool):
     return _SERIAL_BLAS if small else contextlib.nullcontext()
 
 
-def _ur_elbow_mirror(q: np.ndarray) -> np.ndarray:
+def _ur_elbow_mirror(q: np.ndarray, spec: str) -> np.ndarray:
     """The other elbow solution of UR joint values (N, 6) for the same tool pose.
 
     Shoulder lift, elbow and wrist 1 turn about parallel axes: a planar two-link arm (a2, a3)
     reaching the wrist, whose mirror image (elbow -q3, the upper arm turned to reach the same
     point, wrist 1 keeping their sum) reaches the same pose.
     """
-    dh = UR_DH["ur3"]
+    dh = UR_DH[spec]
     m = q.copy()
     q2, q3 = q[:, 1], q[:, 2]
     m[:, 2] = -q3
@@ -498,7 +490,13 @@ class IKSolver:
         self.sample_dtype = sample_dtype
         self._refine_model = copy.deepcopy(self.model).to(torch.bfloat16).eval() if sample_dtype == "bfloat16" else self.model
         self._numpy_sampler = _NumpySampler.build(self.model)
-        self._is_ur = chain.name == "ur3" and chain.tip_link == "tool0" and chain.base_link in ("base", "base_link") and chain.dof == 6
+        self._learning_limits = chain.learning_limits()
+        # (UR model, frame) where the chain has a UR arm's kinematics, whatever its names: its
+        # solutions have configuration classes, and its folds and wrist flip are known
+        labeler = getattr(self.model, "branch_labeler", None)
+        first = (labeler.spec,) if labeler is not None and labeler.spec in UR_DH else ()
+        self._ur = ur_kinematics(chain, first + tuple(k for k in UR_DH if k not in first))
+        self._is_ur = self._ur is not None
 
     def warmup(self) -> float:
         """Compile / load the kernels and run the model once per target kind, so that the first real
@@ -536,7 +534,6 @@ class IKSolver:
             S = n_model + n_rand
         return unique, S, rf, n_rand, n_model
 
-    @torch.no_grad()
     def solve(
         self,
         position: torch.Tensor,
@@ -572,11 +569,12 @@ class IKSolver:
             seed = np.broadcast_to(seed, (B, dof)).copy()
         # a single request's handful of samples: the calling thread does all the work, and BLAS
         # must not wake its thread pool for (16, 256) products (see _serial_blas)
-        with _serial_blas(B * self._plan(opt, rotation is not None)[1] < kernels.SERIAL_BELOW):
-            return self._solve(position, rotation, seed, opt)
+        single = B * self._plan(opt, rotation is not None)[1] < kernels.SERIAL_BELOW
+        with _serial_blas(single):
+            return self._solve(position, rotation, seed, opt, single)
 
-    def _solve(self, position: np.ndarray, rotation: np.ndarray | None, seed: np.ndarray | None, opt: SolverOptions) -> IKResult:
-        """:meth:`solve` on validated float64 arrays."""
+    def _solve(self, position: np.ndarray, rotation: np.ndarray | None, seed: np.ndarray | None, opt: SolverOptions, single: bool = False) -> IKResult:
+        """:meth:`solve` on validated float64 arrays (``single``: a small solve, see :meth:`_draw`)."""
         B, K, dof = position.shape[0], opt.num_solutions, self.chain.dof
         ref = seed if seed is not None else np.zeros((B, dof))
         periodic = self.chain.periodic
@@ -602,7 +600,7 @@ class IKSolver:
                 n_rand, n_model = n_rand + n_model, 0
             pos_t = position if todo is None else position[todo]
             rot_t = None if rotation is None else (rotation if todo is None else rotation[todo])
-            q = self._draw(pos_t, rot_t, S, n_model, n_rand, round_, opt)
+            q = self._draw(pos_t, rot_t, S, n_model, n_rand, round_, opt, single)
             t1 = time.perf_counter()
             rows_t = np.arange(B) if todo is None else todo
             slab = self._refine_slab(q, rows_t, position, rotation, ref, B, opt, rescue)
@@ -632,16 +630,17 @@ class IKSolver:
         else:
             pool_lab = torch.from_numpy(np.concatenate([sl.label for sl in pools], 1)) if labels else None
             idx, sel_ok = (x.numpy() for x in self._select(torch.from_numpy(pool_q), torch.from_numpy(keep), None if seed is None else torch.from_numpy(seed), K, opt.distinct_tolerance, pool_lab))
-        sol = np.take_along_axis(pool_q, idx[..., None], 1)
+        rows = np.arange(B)[:, None]
+        sol = pool_q[rows, idx]
         sol[~sel_ok] = np.nan
-        pe = np.where(sel_ok, np.take_along_axis(pool_pe, idx, 1), np.nan)
-        oe = np.where(sel_ok, np.take_along_axis(pool_oe, idx, 1), np.nan)
+        pe = np.where(sel_ok, pool_pe[rows, idx], np.nan)
+        oe = np.where(sel_ok, pool_oe[rows, idx], np.nan)
         branch = np.full((B, K), -1, dtype=np.int64)
         if self._is_ur and sel_ok.any():
             if labels:  # already known for every valid pool entry
-                branch = np.where(sel_ok, np.take_along_axis(np.concatenate([sl.label for sl in pools], 1), idx, 1), -1)
+                branch = np.where(sel_ok, np.concatenate([sl.label for sl in pools], 1)[rows, idx], -1)
             else:
-                branch[sel_ok] = ur_branch_ids_numpy(sol[sel_ok])
+                branch[sel_ok] = ur_branch_ids_numpy(sol[sel_ok], self._ur[0])
         timings["select"] += time.perf_counter() - t3
         t = torch.from_numpy
         return IKResult(t(sol), t(sel_ok), t(pe), t(oe), t(branch), t(sel_ok.sum(1)), timings)
@@ -666,7 +665,8 @@ class IKSolver:
         slab.q[rows], slab.pe[rows], slab.oe[rows], slab.ok[rows] = kq.reshape(b, S, dof), kpe.reshape(b, S), koe.reshape(b, S), kok.reshape(b, S)
         if self._is_ur and rotation is not None and slab.ok.any():
             tb, ts = np.nonzero(slab.ok)
-            slab.label[tb, ts] = ur_branch_ids_of_solutions(slab.q[tb, ts], position[tb], rotation[tb], self.chain.base_link)
+            spec, frame = self._ur
+            slab.label[tb, ts] = ur_branch_ids_of_solutions(slab.q[tb, ts], position[tb], rotation[tb], frame, spec)
         return slab
 
     def _representatives(self, pools: list[_Slab], opt: SolverOptions, labels: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -689,30 +689,39 @@ class IKSolver:
         (:func:`kernels.partner_starts`) and, for the UR, the flipped wrist (wrist 1 and 3 by pi,
         wrist 2 negated).
         """
-        q, ok = (np.concatenate([getattr(sl, f) for sl in pools], 1) for f in ("q", "ok"))
-        tried = np.concatenate([sl.tried for sl in pools], 1)
-        new = keep & ~tried
-        for sl, t in zip(pools, np.split(new, np.cumsum([sl.q.shape[1] for sl in pools])[:-1], axis=1)):
-            sl.tried |= t
-        tb, ts = np.nonzero(new)
-        if tb.size == 0:
+        sols, tbs, off = [], [], 0
+        for sl in pools:  # the representatives not tried yet, slab by slab (no pool copy)
+            S = sl.q.shape[1]
+            new = keep[:, off : off + S] & ~sl.tried
+            off += S
+            if new.any():
+                sl.tried |= new
+                tb_s, ts_s = np.nonzero(new)
+                sols.append(sl.q[tb_s, ts_s])
+                tbs.append(tb_s)
+        if not sols:
             return None
-        sol = q[tb, ts]
-        fold = np.ones(tb.size, dtype=np.bool_)
-        if self._is_ur and rotation is not None:
-            # the UR's folds are known: skip the SVD for solutions far from all of them
-            fold = (np.abs(np.sin(sol[:, 2])) < 0.02) | (np.abs(ur_arm_plane_offset(sol)) < 0.01)
+        sol, tb = (np.concatenate(x) if len(x) > 1 else x[0] for x in (sols, tbs))
+        ur_pose = self._is_ur and rotation is not None
+        if ur_pose:
+            # the UR's folds and wrist flip are known: skip the SVD for solutions far from all of them
+            spec = self._ur[0]
+            fold = (np.abs(np.sin(sol[:, 2])) < 0.02) | (np.abs(ur_arm_plane_offset(sol, spec)) < 0.01)
+            near = np.abs(np.sin(sol[:, 4])) < 0.01  # wrist 2 near 0 or pi
+            if not (fold.any() or near.any()):
+                return None
+        else:
+            fold = np.ones(tb.size, dtype=np.bool_)
         starts, has = kernels.partner_starts(self._consts, sol[fold], position[tb[fold]], None if rotation is None else rotation[tb[fold]])
         cand, owner = [starts[has]], [tb[fold][has]]
-        if self._is_ur and rotation is not None:
-            near = np.abs(np.sin(sol[:, 4])) < 0.01  # wrist 2 near 0 or pi
+        if ur_pose:
             f = sol[near].copy()
             f[:, 3] += math.pi
             f[:, 4] = -f[:, 4]
             f[:, 5] += math.pi
             # the flipped start often converges to the other elbow's partner; the elbow mirror of
             # a solution is exact, so the next pass turns that one into the partner itself
-            cand += [f, _ur_elbow_mirror(sol[near])]
+            cand += [f, _ur_elbow_mirror(sol[near], spec)]
             owner += [tb[near], tb[near]]
         starts, owner = np.concatenate(cand), np.concatenate(owner)
         if owner.size == 0:
@@ -727,8 +736,9 @@ class IKSolver:
         grid[np.searchsorted(rows, owner), col] = starts
         return self._refine_slab(grid, rows, position, rotation, ref, len(keep), opt, rescue=False)
 
-    def _draw(self, pos: np.ndarray, rot: np.ndarray | None, S: int, n_model: int, n_rand: int, round_: int, opt: SolverOptions) -> np.ndarray:
-        """One round's start samples (b, S, dof): ``n_model`` from the network, then ``n_rand`` uniform."""
+    def _draw(self, pos: np.ndarray, rot: np.ndarray | None, S: int, n_model: int, n_rand: int, round_: int, opt: SolverOptions, single: bool = False) -> np.ndarray:
+        """One round's start samples (b, S, dof): ``n_model`` from the network, then ``n_rand`` uniform
+        (``single``: a small solve, whose uniform samples come from numpy's generator)."""
         b, dof, m = pos.shape[0], self.chain.dof, self.model
         q = np.empty((b, S, dof))
         # bf16 pays off from a few dozen samples; below that its conversions cost more than it
@@ -750,7 +760,11 @@ class IKSolver:
                 else:
                     cond_R = torch.from_numpy(rot) if m.config.target == "pose" else None
                 q[:, :n_model] = model.sample(pos_t, cond_R, n_model, generator=gen).q.double().cpu().numpy()
-            if n_rand:
+            if n_rand and single:
+                # a single request's few uniform samples: numpy's generator costs a fraction of torch's
+                lo, hi = self._learning_limits
+                q[:, n_model:] = np.random.default_rng(self._seed + round_).uniform(lo, hi, (b, n_rand, dof))
+            elif n_rand:
                 gen = gen if gen is not None else torch.Generator(device=m.device).manual_seed(self._seed + round_)
                 q[:, n_model:] = self.chain.sample_configurations(b * n_rand, gen, dtype=torch.float64).numpy().reshape(b, n_rand, dof)
         return q
@@ -955,15 +969,21 @@ class RequestBatcher:
 
     def _solve_group(self, group: list[_Pending]) -> None:
         try:
-            pos = np.stack([g.position for g in group])
-            rot = None if group[0].rotation is None else np.stack([g.rotation for g in group])
-            seed = None if group[0].seed is None else np.stack([g.seed for g in group])
+            if len(group) == 1:  # a lone request: views, no copies (the common case at low load)
+                g = group[0]
+                pos, rot, seed = g.position[None], None if g.rotation is None else g.rotation[None], None if g.seed is None else g.seed[None]
+            else:
+                pos = np.stack([g.position for g in group])
+                rot = None if group[0].rotation is None else np.stack([g.rotation for g in group])
+                seed = None if group[0].seed is None else np.stack([g.seed for g in group])
             res = self.solver.solve(pos, rot, seed, group[0].options)
             self.batches += 1
             self.requests += len(group)
-            timings = dict(res.timings, batch_size=len(group))
-            for i, g in enumerate(group):
-                g.result = _take(res, i, timings)
+            res.timings["batch_size"] = len(group)
+            if len(group) == 1:
+                group[0].result = res
+            for i, g in enumerate(group if len(group) > 1 else ()):
+                g.result = _take(res, i, res.timings)
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
             for g in group:
                 g.error = exc

@@ -24,7 +24,7 @@ import torch
 
 from .ur_analytic import UR_DH, ur_branch_ids
 
-__all__ = ["BranchLabeler", "branch_labeler", "check_chain"]
+__all__ = ["BranchLabeler", "branch_labeler", "check_chain", "ur_kinematics"]
 
 
 @dataclass(frozen=True)
@@ -63,29 +63,46 @@ class BranchLabeler:
             raise ValueError(f"branch labeler {self.spec!r} names joint {max(self._joints)}, the chain has {dof} joints")
 
 
+def ur_kinematics(chain, specs=None) -> tuple[str, str] | None:
+    """(UR model, frame) when the chain's tip pose is that UR model's, else None.
+
+    The UR classes (and their one-solution-per-class claim) hold for a chain whose tip pose equals
+    the DH model's at random configurations, whatever its links are named: ``frame`` is ``base``
+    (the DH base) or ``base_link`` (the base turned by pi about z, as in the UR description),
+    whichever the chain's base matches.  ``specs``: the UR models to try (default: every one of
+    :data:`~cemssl_ik.kinematics.ur_analytic.UR_DH`).
+    """
+    if chain.dof != 6 or not all(chain.periodic):
+        return None
+    from .ur_analytic import URAnalyticIK
+
+    q = chain.sample_configurations(8, torch.Generator().manual_seed(0))
+    fk = chain.forward(q)
+    flip = torch.tensor([-1.0, -1.0, 1.0], dtype=q.dtype)  # base_link = Rz(pi) base
+    for spec in UR_DH if specs is None else specs:
+        T = URAnalyticIK(spec).forward(q)  # base <- tool0
+        for frame, p, R in (("base", T[..., :3, 3], T[..., :3, :3]), ("base_link", T[..., :3, 3] * flip, T[..., :3, :3] * flip[:, None])):
+            if torch.allclose(fk.position, p, atol=1e-6) and torch.allclose(fk.rotation, R, atol=1e-6):
+                return spec, frame
+    return None
+
+
 def check_chain(labeler: BranchLabeler, chain) -> None:
     """Raise ValueError when ``labeler`` does not fit ``chain``.
 
     A UR labeler's classes and its one-solution-per-class claim hold for that UR model's joints:
     the chain's tip pose must equal the DH model's (``base`` or ``base_link`` -> ``tool0``, any link
-    names) at random configurations.  Otherwise a solver would stop looking for solutions too early.
+    names) at random configurations (:func:`ur_kinematics`).  Otherwise a solver would stop looking
+    for solutions too early.
     """
     labeler.check(chain.dof)
     if labeler.spec not in UR_DH:
         return
-    from .ur_analytic import URAnalyticIK
-
-    q = chain.sample_configurations(8, torch.Generator().manual_seed(0))
-    fk = chain.forward(q)
-    T = URAnalyticIK(labeler.spec).forward(q)  # base <- tool0
-    flip = torch.tensor([-1.0, -1.0, 1.0], dtype=q.dtype)  # base_link = Rz(pi) base
-    for p, R in ((T[..., :3, 3], T[..., :3, :3]), (T[..., :3, 3] * flip, T[..., :3, :3] * flip[:, None])):
-        if torch.allclose(fk.position, p, atol=1e-6) and torch.allclose(fk.rotation, R, atol=1e-6):
-            return
-    raise ValueError(
-        f"branch labeler {labeler.spec!r} needs the {labeler.spec} joints from base / base_link to tool0; "
-        f"chain {chain.name!r} ({chain.base_link} -> {chain.tip_link}) has other kinematics"
-    )
+    if ur_kinematics(chain, (labeler.spec,)) is None:
+        raise ValueError(
+            f"branch labeler {labeler.spec!r} needs the {labeler.spec} joints from base / base_link to tool0; "
+            f"chain {chain.name!r} ({chain.base_link} -> {chain.tip_link}) has other kinematics"
+        )
 
 
 def branch_labeler(spec: str) -> BranchLabeler:

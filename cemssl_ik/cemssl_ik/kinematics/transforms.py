@@ -7,6 +7,8 @@ pitch about y, then yaw about z, i.e. ``R = Rz(yaw) @ Ry(pitch) @ Rx(roll)``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -59,6 +61,15 @@ def quaternion_to_matrix(quat):
     Takes a torch tensor or a numpy array and returns the same kind (numpy: ~10x less overhead
     for the single poses of service requests)."""
     xp = np if isinstance(quat, np.ndarray) else torch
+    if xp is np and quat.shape == (4,):  # one quaternion (a service request): plain floats, no array ops
+        x, y, z, w = quat.tolist()
+        n = math.sqrt(x * x + y * y + z * z + w * w)
+        x, y, z, w = x / n, y / n, z / n, w / n
+        return np.array([
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ])  # fmt: skip
     q = quat / (np.linalg.norm(quat, axis=-1, keepdims=True) if xp is np else torch.linalg.vector_norm(quat, dim=-1, keepdim=True))
     x, y, z, w = (q[..., i] for i in range(4))
     xx, yy, zz = x * x, y * y, z * z

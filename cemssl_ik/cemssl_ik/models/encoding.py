@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..kinematics.transforms import matrix_to_rot6d
@@ -24,6 +25,7 @@ from ..kinematics.transforms import skew as skew_matrix
 __all__ = ["TargetEncoder", "JointCodec", "TARGET_KINDS", "OUTPUT_KINDS"]
 
 TARGET_KINDS = ("position", "pose")
+_EYE3 = np.eye(3)
 OUTPUT_KINDS = ("sigmoid", "biternion")
 
 
@@ -61,6 +63,10 @@ class TargetEncoder:
             u = e - (e @ a) * a
             u = u / u.norm()
             self._frame = (u, torch.linalg.cross(a, u), a)
+            # the same frame, the axis point and the Rodrigues generators as float64 arrays, for
+            # the numpy path (a single request's handful of targets: see encode_numpy)
+            K = skew_matrix(self.axis)
+            self._frame_np = tuple(t.numpy() for t in self._frame) + (np.asarray(self.axis_point, dtype=np.float64), K, K @ K)
 
     @property
     def symmetric(self) -> bool:
@@ -89,6 +95,31 @@ class TargetEncoder:
         s, c = torch.sin(-phi)[..., None, None], torch.cos(-phi)[..., None, None]
         R = torch.eye(3, dtype=position.dtype, device=position.device) + s * K + (1 - c) * (K @ K)  # Rodrigues
         return out, R @ rotation.to(position.dtype)
+
+    def encode_numpy(self, position: np.ndarray, rotation: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`encode` for float64 arrays (B, 3) [+ (B, 3, 3)], without torch's per-operation cost.
+
+        Returns:
+            (features (B, dim) float32, azimuth (B,) float64 or None without a symmetry axis): the
+            azimuth is what :meth:`JointCodec.decode_raw_numpy` adds back to the first joint.
+        """
+        phi = None
+        if self.symmetric:
+            u, v, a, point, K, K2 = self._frame_np
+            d = position - point
+            phi = np.arctan2(d @ v, d @ u)
+            along = d @ a
+            position = point + along[:, None] * a + np.linalg.norm(d - along[:, None] * a, axis=-1)[:, None] * u
+            if rotation is not None:
+                s, c = np.sin(-phi)[:, None, None], np.cos(-phi)[:, None, None]
+                rotation = (s * K + (1 - c) * K2 + _EYE3) @ rotation  # Rodrigues, as canonicalize
+        feats = ((position - np.asarray(self.mean)) / self.scale).astype(np.float32)
+        if self.kind == "position":
+            return feats, phi
+        if rotation is None:
+            raise ValueError("a pose model needs target rotations (B, 3, 3)")
+        # the 6D representation: the first two columns, as matrix_to_rot6d
+        return np.concatenate([feats, rotation[:, :, 0].astype(np.float32), rotation[:, :, 1].astype(np.float32)], axis=-1), phi
 
     @property
     def dim(self) -> int:
@@ -149,6 +180,12 @@ class JointCodec:
         self.dof = len(self.lower)
         self.biternion = self.periodic if kind == "biternion" else torch.zeros(self.dof, dtype=torch.bool)
         self._all_biternion = bool(self.biternion.all())  # every joint a (cos, sin) pair: vectorized paths
+        # numpy path (decode_raw_numpy): each joint's output column (its cos for biternion joints)
+        cols, i = [], 0
+        for j in range(self.dof):
+            cols.append(i)
+            i += 2 if self.biternion[j] else 1
+        self._np = (np.asarray(cols), np.minimum(np.asarray(cols) + 1, i - 1), self.biternion.numpy(), self.lower.numpy(), self.upper.numpy())
 
     @property
     def out_dim(self) -> int:
@@ -193,6 +230,23 @@ class JointCodec:
                 parts.append(torch.sigmoid(raw[..., i : i + 1]))
                 i += 1
         return torch.cat(parts, dim=-1)
+
+    def decode_raw_numpy(self, raw: np.ndarray, azimuth: np.ndarray | None = None) -> np.ndarray:
+        """Raw network outputs (B, K, out_dim) -> joints (B, K, dof) float64: :meth:`activate` then
+        :meth:`decode` in numpy, for a single request's handful of samples.
+
+        ``azimuth`` (B,): the targets' angles about a symmetry axis (:meth:`TargetEncoder.encode_numpy`),
+        added to the first joint, which is then brought back into its learning period (as the
+        generator's decode does for models with ``base_symmetry``).
+        """
+        cols, sin_cols, bit, lo, hi = self._np
+        raw = raw.astype(np.float64)
+        c, s = raw[..., cols], raw[..., sin_cols]
+        # atan2 needs no normalized pair; sigmoid(x) = (1 + tanh(x / 2)) / 2 has no exp to overflow
+        q = np.where(bit, np.arctan2(s, c), lo + (hi - lo) * 0.5 * (1.0 + np.tanh(0.5 * c)))
+        if azimuth is not None:
+            q[..., 0] = lo[0] + np.mod(q[..., 0] + azimuth[:, None] - lo[0], 2 * np.pi)
+        return q
 
     def decode(self, normalized: torch.Tensor) -> torch.Tensor:
         """Normalized outputs (..., out_dim) -> joint values (..., dof) (radians / metres)."""

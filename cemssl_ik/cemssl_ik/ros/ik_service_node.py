@@ -340,22 +340,21 @@ class IKServiceNode(Node):
             random_fraction=self._random_fraction(),
         )
         res = solver.solve_one(pos, rot, seed, opts)  # numpy in: the solver's bookkeeping is numpy
-        ok = res.valid[0]
+        ok = res.valid[0].numpy()  # numpy out too: torch's per-operation cost exceeds these few values
         if not ok.any():
             response.error_code = R.NO_SOLUTION
             response.message = "no solution within the tolerances and joint limits (target out of reach, or tolerances too tight for an unrefined request)"
             return response
         stamp = self.get_clock().now().to_msg()
-        for q in res.solutions[0][ok]:
-            js = JointState()
+        names = list(chain.joint_names)
+        for q in res.solutions[0].numpy()[ok].tolist():
+            js = JointState(name=names, position=q)
             js.header.stamp = stamp
             js.header.frame_id = chain.base_link
-            js.name = list(chain.joint_names)
-            js.position = q.tolist()
             response.solutions.append(js)
-        response.position_errors = res.position_error[0][ok].tolist()
-        response.orientation_errors = res.orientation_error[0][ok].tolist()
-        response.branches = [int(b) if b >= 0 else 255 for b in res.branch[0][ok].tolist()]
+        response.position_errors = res.position_error[0].numpy()[ok].tolist()
+        response.orientation_errors = res.orientation_error[0].numpy()[ok].tolist()
+        response.branches = [b if b >= 0 else 255 for b in res.branch[0].numpy()[ok].tolist()]
         response.error_code = R.SUCCESS
         response.message = f"{int(ok.sum())} of {n} solution(s)"
         if self._solutions_pub is not None:
