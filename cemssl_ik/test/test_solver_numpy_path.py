@@ -12,8 +12,9 @@ import pytest
 import torch
 from cemssl_ik.kinematics import KinematicChain, load_robot
 from cemssl_ik.kinematics.branches import ur_kinematics
-from cemssl_ik.kinematics.robots import find_package_file
+from cemssl_ik.kinematics.robots import shipped_urdf
 from cemssl_ik.kinematics.ur_analytic import ur_branch_ids_numpy
+from cemssl_ik.kinematics.urdf import chain_from_urdf
 from cemssl_ik.solver import IKSolver, SolverOptions
 
 from cemssl_ik import kernels
@@ -27,9 +28,9 @@ def chain():
 
 def _prefixed_ur3(prefix: str) -> KinematicChain:
     """The UR3 with every link renamed (as a multi-robot description does): same kinematics."""
-    text = find_package_file("urdf/ur3.urdf").read_text()
+    text = shipped_urdf("ur3")
     text = re.sub(r'(<link name="|link=")', rf"\g<1>{prefix}", text)
-    return KinematicChain.from_urdf(text, f"{prefix}base_link", f"{prefix}tool0")
+    return chain_from_urdf(text, f"{prefix}base_link", f"{prefix}tool0")
 
 
 @pytest.mark.parametrize("symmetric", [False, True])
