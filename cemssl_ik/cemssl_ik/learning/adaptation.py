@@ -360,8 +360,8 @@ class Adapter:
         members = self.model.num_members
         cfg = BlackBoxConfig(
             iterations=1_000_000, max_evaluations=budget, max_seconds=(goal.max_minutes or c.train_minutes) * 60,
-            samples_per_iteration=max(members, min(2000, budget // 8)), eval_targets=max(members, min(500, budget // 10)),
-            eval_every=1, lr=c.robot_lr, lr_final=c.robot_lr, seed=c.seed,
+            samples_per_iteration=max(members, min(2000, budget // 5)), eval_targets=max(members, min(500, budget // 20)),
+            eval_every=2, lr=c.robot_lr, lr_final=c.robot_lr, seed=c.seed,
         )  # fmt: skip
         if hasattr(self.robot, "kind"):
             self.robot.kind = "cemssl"
