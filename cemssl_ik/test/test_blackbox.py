@@ -111,6 +111,15 @@ def test_robot_strategy_adapts_through_black_box_cemssl(tmp_path):
     assert {"cemssl", "evaluate"} <= kinds
     assert sum(s.kind == "cemssl" for s in log.samples) <= 1500  # the goal's move budget
     assert load_checkpoint(out.checkpoint.removesuffix(".safetensors"), UR3)[1].metadata["training"]["training"]["phase"] == "blackbox_cemssl"
+    # the same goal again (as after a crash): continues from the last checkpoint, and the moves
+    # already made count against the budget, so none is made for training
+    made = sum(s.kind == "cemssl" for s in log.samples)
+    messages = []
+    again = Adapter(shipped_position_model(), UR3, robot, log, tmp_path, AdaptationConfig(eval_targets=40), progress=lambda p: messages.append(p.message))
+    out2 = again.run(LearnGoal("robot", max_moves=1500, output="robot"))
+    assert out2.success and any(m.startswith("resuming from robot.") for m in messages)
+    assert sum(s.kind == "cemssl" for s in log.samples) == made and out2.iterations == 0
+    assert out2.error_before_mm < out.error_before_mm / 3  # the adapted model, not the shipped one
     log.close()
 
 

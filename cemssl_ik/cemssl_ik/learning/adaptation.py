@@ -350,43 +350,67 @@ class Adapter:
         return self._train_and_measure(goal, name, chain, urdf, before, {"strategy": "calibration_file", "calibration_file": goal.calibration_file})
 
     def _robot(self, goal: LearnGoal, name: str) -> LearnOutcome:
-        """Black-box CEMSSL with the robot as the forward model, within the move and time budgets."""
+        """Black-box CEMSSL with the robot as the forward model, within the move and time budgets.
+
+        A checkpoint is written at most ``checkpoint_every`` seconds apart; the same goal again
+        (after a crash) continues from the last one, and the moves the log already holds for it
+        count against the budget."""
         from .blackbox import BlackBoxCEMSSL, BlackBoxConfig
 
+        resumed = self.latest(name)
+        if resumed is not None:
+            try:
+                self.model, _ = load_checkpoint(str(resumed), self.chain)
+                self._report("train", message=f"resuming from {resumed.name}")
+            except Exception as exc:  # noqa: BLE001 - a checkpoint for another chain: start from the model given
+                self._report("train", message=f"not resuming from {resumed.name}: {exc}")
+                resumed = None
         before, _ = self.measure_model()
         self._report("evaluate", precision_mm=before, message=f"model alone on the robot before: {before:.3f} mm")
         c = self.config
         budget = goal.max_moves or 20 * c.identify_moves
+        spent = sum(s.kind == "cemssl" for s in self.log.samples) if resumed is not None else 0
+        left = max(0, budget - spent)
         members = self.model.num_members
         cfg = BlackBoxConfig(
-            iterations=1_000_000, max_evaluations=budget, max_seconds=(goal.max_minutes or c.train_minutes) * 60,
+            iterations=1_000_000, max_evaluations=left, max_seconds=(goal.max_minutes or c.train_minutes) * 60,
             samples_per_iteration=max(members, min(2000, budget // 5)), eval_targets=max(members, min(500, budget // 20)),
-            eval_every=2, lr=c.robot_lr, lr_final=c.robot_lr, seed=c.seed,
+            eval_every=2, lr=c.robot_lr, lr_final=c.robot_lr, seed=c.seed + spent,
         )  # fmt: skip
         if hasattr(self.robot, "kind"):
             self.robot.kind = "cemssl"
-        moves_before = getattr(self.robot, "moves", 0)
+        moves_at_start = self.moves
         trainer = BlackBoxCEMSSL(self.model, self.chain, cfg, _CancellableForwardModel(self.robot, self._check_cancel), random_joints=lambda n: torch.as_tensor(self.random_configurations(n)))
-        started = time.monotonic()
+        started = last_save = time.monotonic()
 
         def on_iteration(stats) -> None:
-            self.moves = moves_before + stats.evaluations
+            nonlocal last_save
+            self.moves = moves_at_start + stats.evaluations
             done = trainer.current_progress()
             eta = (time.monotonic() - started) * (1 - done) / done if done > 0 else math.nan
             measured = stats.eval_error_mean * 1e3 if stats.eval_error_mean is not None else math.nan
-            self._report("train", precision_mm=measured, progress=done, eta_s=eta, message=f"iteration {stats.iteration}: {stats.evaluations}/{budget} moves, sampled error {stats.sampled_error_mean * 1e3:.3f} mm, held-out {measured:.3f} mm")
+            self._report("train", precision_mm=measured, progress=done, eta_s=eta, message=f"iteration {stats.iteration}: {spent + stats.evaluations}/{budget} moves, sampled error {stats.sampled_error_mean * 1e3:.3f} mm, held-out {measured:.3f} mm")
+            if time.monotonic() - last_save > c.checkpoint_every:
+                self._save(name, self.chain, _nominal_urdf(), {"strategy": "robot", "phase": "training", "iteration": stats.iteration, "robot_moves": spent + stats.evaluations})
+                last_save = time.monotonic()
 
+        # the trainer needs the held-out set twice (measured once, then the model's answers) and one sampling batch
+        if left < cfg.samples_per_iteration + 3 * cfg.eval_targets:
+            self._report("train", message=f"{spent} of {budget} moves already made for this goal: nothing left to train with")
+            return self._robot_outcome(goal, name, before, spent, trainer, "budget spent")
         reason = trainer.run(on_iteration)
-        self.moves = moves_before + trainer.evaluations
+        return self._robot_outcome(goal, name, before, spent, trainer, reason)
+
+    def _robot_outcome(self, goal: LearnGoal, name: str, before: float, spent: int, trainer, reason: str) -> LearnOutcome:
         self.model.eval()
         self._report("evaluate", message="measuring the model on the robot")
         after, refined = self.measure_model(self.chain)
-        record = {"strategy": "robot", "phase": "done", "error_before_mm": before, "error_after_mm": after, "stop": reason, "training": trainer.summary()}
+        record = {"strategy": "robot", "phase": "done", "error_before_mm": before, "error_after_mm": after, "stop": reason, "robot_moves": spent + trainer.evaluations, "training": trainer.summary()}
         base = self._save(name, self.chain, _nominal_urdf(), record)
         self._report("save", precision_mm=after, progress=1.0, message=f"saved {base.name}")
         return LearnOutcome(
             True,
-            f"model alone on the robot: {before:.3f} mm -> {after:.3f} mm after {trainer.iteration} black-box CEMSSL iteration(s), {trainer.evaluations} moves; refined answers (nominal chain) {refined:.3f} mm",
+            f"model alone on the robot: {before:.3f} mm -> {after:.3f} mm after {trainer.iteration} black-box CEMSSL iteration(s), {spent + trainer.evaluations} moves; refined answers (nominal chain) {refined:.3f} mm",
             checkpoint=str(base) + ".safetensors", urdf=str(self.output_dir / f"{name}.urdf"),
             error_before_mm=before, error_after_mm=after, refined_error_mm=refined, iterations=trainer.iteration,
         )  # fmt: skip
