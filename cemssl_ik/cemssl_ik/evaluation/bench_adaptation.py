@@ -1,4 +1,4 @@
-"""Adaptation experiment (paper 003 Table IV analog): the learner's strategies on a UR3 whose links
+"""Adaptation experiment (the EMSSL paper's Table IV analog): the learner's strategies on a UR3 whose links
 are longer than its URDF says, simulated with MuJoCo.
 
 For each (link change, strategy, measurement noise) the shipped position model, trained for the

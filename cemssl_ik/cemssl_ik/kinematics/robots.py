@@ -1,8 +1,8 @@
 """Robots by name, URDF path or URDF text: the shipped UR3 URDF and the papers' generated test chains.
 
 - ``ur3``: Universal Robots UR3 from ``urdf/ur3.urdf`` (default chain ``base_link`` -> ``tool0``).
-- ``planarN``: planar N-DoF arm of paper 001 (eq. 1-2), revolute joints about z, unit-sum links.
-- ``artificialN``: the alternating chain of paper 002 (eq. 1-2): odd joints about x followed by a
+- ``planarN``: planar N-DoF arm of Schwaiger and Brunner (eq. 1-2), revolute joints about z, unit-sum links.
+- ``artificialN``: the alternating chain of Stephan et al. (eq. 1-2): odd joints about x followed by a
   0.01 m limb, even joints about z followed by a 0.15 m limb; limits +-120 deg / +-180 deg.
 """
 
@@ -42,7 +42,7 @@ _GENERATED = re.compile(r"(planar|artificial)(\d+)")
 
 
 def planar_arm(n: int, lengths: Sequence[float] | None = None, limit: float = math.pi) -> KinematicChain:
-    """Planar arm with ``n`` revolute joints about z (paper 001 eq. 1); tip = end of the last link.
+    """Planar arm with ``n`` revolute joints about z (Schwaiger and Brunner, eq. 1); tip = end of the last link.
 
     Args:
         n: number of joints (>= 1).
@@ -95,7 +95,7 @@ def artificial_chain(n: int, limit_scale: float = 1.0) -> KinematicChain:
 
 
 def artificial_transform(q: np.ndarray) -> np.ndarray:
-    """Reference FK of the artificial chain straight from paper 002 eq. 1-3 (float64, one sample).
+    """Reference FK of the artificial chain straight from Stephan et al., eq. 1-3 (float64, one sample).
 
     q: (n,) joint angles -> (4, 4) K_N(q) = prod_k A_k(q_k).
     """

@@ -9,9 +9,10 @@ robot (the arm over ROS, the built-in MuJoCo UR3, or a chain's FK):
   on fresh moves;
 * ``calibration_file`` — the same with the chain read from a UR calibration YAML (zero moves for
   identification);
-* ``robot`` — CEMSSL iterations with the robot itself as the forward model (paper 003, approach 2):
-  the model is asked for sampled targets, the robot is moved to its answers, and the model trains
-  on the (measured pose -> measured joints) pairs, until the move or time budget is spent.  No
+* ``robot`` — black-box CEMSSL (:mod:`.blackbox`) with the robot itself as the forward model (the
+  EMSSL paper's approach 2): the model is asked for sampled targets, the robot is moved to its
+  answers, and the model trains on every (measured pose -> measured joints) pair, until the move or
+  time budget is spent; poses measured at random joints judge it and keep its best weights.  No
   chain is identified: the checkpoint stays tied to the nominal chain, and refined answers through
   that chain keep its error.
 

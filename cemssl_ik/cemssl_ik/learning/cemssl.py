@@ -1,4 +1,4 @@
-"""CEMSSL (paper 000, Algorithm 1): coordinated sampling and training of a latent-conditioned inverse model.
+"""CEMSSL (the CEMSSL paper, Algorithm 1): coordinated sampling and training of a latent-conditioned inverse model.
 
 Per iteration t = 1..T:
 
@@ -8,8 +8,8 @@ Per iteration t = 1..T:
 3. **training** - for E epochs, fit IM(p', z) -> q with MSE in the codec's normalized space.
 
 The model learns, for each (p', z), the q that actually reached p'; as it improves, p' approaches p.
-EMSSL (paper 003) is the same loop with ``latent_dim = 0``.  Any :class:`IKGenerator` can be trained
-or fine-tuned this way (the unified framework, paper 000 §III-C): only its inverse-pass parameters
+EMSSL (the EMSSL paper) is the same loop with ``latent_dim = 0``.  Any :class:`IKGenerator` can be trained
+or fine-tuned this way (the unified framework, the CEMSSL paper, §III-C): only its inverse-pass parameters
 are updated.
 """
 
@@ -42,7 +42,7 @@ FK_LOSS_TARGETS = ("desired", "reached")
 
 @dataclass
 class CEMSSLConfig:
-    """Hyperparameters of CEMSSL (defaults: paper 000 Table I, except the learning-rate decay).
+    """Hyperparameters of CEMSSL (defaults: the CEMSSL paper's Table I, except the learning-rate decay).
 
     Attributes:
         iterations: T, maximum number of sampling / training iterations (0: none; the training
@@ -57,7 +57,7 @@ class CEMSSLConfig:
         target_set_size: size of the unlabeled target set U; 0 draws fresh targets every iteration.
         projected_targets: train on ``IM(p', z) + P (q - IM(p', z))`` with P the projector onto the
             Jacobian's row space at q, instead of q itself (see :meth:`CEMSSLTrainer._project_targets`);
-            False trains on q exactly as paper 000's Algorithm 1.
+            False trains on q exactly as the CEMSSL paper's Algorithm 1.
         keep_best: when the run ends, restore the weights of the best held-out evaluation (the
             error can creep up again late in a run); the starting weights (pretrained, warm-started
             or fine-tuned from) are evaluated first and are a candidate too; needs ``eval_every`` > 0.
@@ -68,17 +68,15 @@ class CEMSSLConfig:
             near one configuration; exploring around its outputs (goal babbling) lets the reached
             set grow to the whole workspace.  Use 0 for fine-tuning a pretrained model.
         exploration_fraction: fraction of the iterations with exploration.
-        fk_loss_weight: weight of the optional unsupervised FK-loss term (paper 002) on sampled targets.
+        fk_loss_weight: weight of the optional unsupervised FK-loss term (Stephan et al.) on sampled targets.
         fk_position_loss: ``"squared"``, ``"distance"`` or ``"gauss-newton"`` form of that term (see :class:`FKLoss`).
         fk_distance_scale: ``distance_scale`` of that term (see :class:`FKLoss`; m, 0: none).
         fk_loss_targets: where that term asks the model to reach: ``"desired"`` (the sampled targets,
             a second network pass per training step) or ``"reached"`` (the reached targets the MSE
             term trains on, sharing its network pass: about half the network cost of a step).
             Reached targets lie where the model already goes: a model that systematically misses
-            some desired targets is never pulled towards them (measured on the UR3 at lr 3e-4:
-            better for the CVAE fine-tune, worse for the CGAN's; at 1e-3 the CVAE's result with it
-            depends strongly on the seed and can drift, while desired targets fell steadily; see
-            the models README).
+            some desired targets is never pulled towards them (how the two compared on the UR3
+            fine-tunes: docs/lab-notes.md).
         lr_warmup: iterations over which the learning rate ramps up linearly from ``lr / lr_warmup``
             to the cosine schedule (0: none).  A fresh Adam's first steps move every weight by about
             the rate; ramping up keeps them from tearing a pretrained model apart at a high rate.

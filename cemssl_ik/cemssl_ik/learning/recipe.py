@@ -20,8 +20,8 @@ kind       config                  what it trains
 ========== ======================= ==========================================================
 pretrain   SupervisedConfig        supervised training on FK samples (the CVAE / CGAN / CINN
                                    objective; plain regression for MLP models)
-fkloss     UnsupervisedConfig      FK loss through the differentiable chain (paper 002)
-cemssl     CEMSSLConfig            CEMSSL iterations (paper 000, Algorithm 1)
+fkloss     UnsupervisedConfig      FK loss through the differentiable chain (Stephan et al.)
+cemssl     CEMSSLConfig            CEMSSL iterations (the CEMSSL paper, Algorithm 1)
 residual   ResidualConfig          adds a residual stage, trains it alone by FK loss (last)
 ========== ======================= ==========================================================
 

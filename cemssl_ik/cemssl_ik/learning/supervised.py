@@ -1,11 +1,11 @@
-"""Supervised pretraining of the CDGM baselines on FK-sampled (q, p) pairs (paper 000 §IV, Table II).
+"""Supervised pretraining of the CDGM baselines on FK-sampled (q, p) pairs (the CEMSSL paper, §IV, Table II).
 
 - CVAE: reconstruction MSE of the decoder output + ``kl_weight`` * KL(q(z | q, p) || N(0, I)).
 - CGAN: non-saturating GAN losses; the discriminator sees (q, p) pairs.
 - CINN: maximum likelihood ("LHL"): 0.5 ||z||^2 - log|det J| of the forward pass q -> z given p.
 - regression (direct / "EMSSL without the loop"): MSE of IM(p) on q, for the EMSSL table.
 
-Each step draws a fresh batch from the FK sampler (a functionally infinite dataset, as paper 002).
+Each step draws a fresh batch from the FK sampler (a functionally infinite dataset, as Stephan et al.).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Unsupervised training through the differentiable forward kinematics (paper 002).
+"""Unsupervised training through the differentiable forward kinematics (Stephan et al.).
 
 loss = ||FK(IM(p, z)) - p||^2  [+ w_rot * angle(R(IM(p, z)), R_target)^2 for pose targets]
        [+ w_lim * soft joint-limit violation^2]  [+ w_obs * sum over spheres of relu(r + margin - d)^2]

@@ -2,13 +2,13 @@
 
 - :class:`TargetEncoder`: a target (position (B, 3), or pose = position + rotation (B, 3, 3)) ->
   network condition features: position standardized by workspace statistics, rotation as the
-  continuous 6D representation (two columns, paper 002).  With a symmetry axis (the first joint's,
+  continuous 6D representation (two columns, Stephan et al.).  With a symmetry axis (the first joint's,
   see :meth:`KinematicChain.base_symmetry_axis`) targets are first turned about it onto one
   half-plane: the network sees only what the other joints must do, and the first joint's value is
   the network's output plus the target's azimuth (:meth:`TargetEncoder.azimuth`).
 - :class:`JointCodec`: network output <-> joint values.  ``sigmoid``: one unit per joint squashed
-  into the joint's learning range (paper 000); ``biternion``: a (cos, sin) pair per revolute joint,
-  normalized, decoded with atan2 (paper 002).  Prismatic joints use the sigmoid form in both.
+  into the joint's learning range (the CEMSSL paper); ``biternion``: a (cos, sin) pair per revolute joint,
+  normalized, decoded with atan2 (Stephan et al.).  Prismatic joints use the sigmoid form in both.
 """
 
 from __future__ import annotations
