@@ -49,17 +49,25 @@ class AdaptationRecord:
     minutes: float
     model: str
     seed: int
+    #: the same errors over targets the safety layer lets the arm reach (its floor, workspace box and
+    #: limits): all the robot strategy can learn from; NaN in records from before it was measured
+    error_before_safe_mm: float = math.nan
+    error_after_safe_mm: float = math.nan
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 @torch.no_grad()
-def true_errors(model, true_arm: KinematicChain, solve_chain: KinematicChain | None, targets: int = 500, seed: int = 0) -> tuple[float, float]:
-    """(model alone, refined through ``solve_chain``) mean position errors in mm on the true arm."""
+def true_errors(model, true_arm: KinematicChain, solve_chain: KinematicChain | None, targets: int = 500, seed: int = 0, feasible=None) -> tuple[float, float]:
+    """(model alone, refined through ``solve_chain``) mean position errors in mm on the true arm, over
+    targets at uniform joints, or only at joints ``feasible(q)`` accepts."""
     from ..solver import IKSolver, SolverOptions
 
-    t = sample_targets(true_arm, targets, torch.Generator().manual_seed(seed + ADAPTATION_TARGETS_SEED_OFFSET))
+    t = sample_targets(true_arm, targets if feasible is None else 8 * targets, torch.Generator().manual_seed(seed + ADAPTATION_TARGETS_SEED_OFFSET))
+    if feasible is not None:
+        keep = torch.tensor([bool(feasible(q)) for q in t.q.numpy()])
+        t = t.index(torch.nonzero(keep)[:targets, 0])
     model.eval()
     q = model.sample(t.position, t.rotation if model.config.target == "pose" else None, 1, generator=torch.Generator().manual_seed(seed)).q[:, 0].double().cpu()
     alone = float((true_arm.forward(q).position - t.position).norm(dim=-1).mean()) * 1e3
@@ -95,7 +103,11 @@ def run_adaptation(
         v = checker.check(a, b)
         return v.ok, list(v.reasons)
 
+    def safe(q) -> bool:
+        return checker.check(q, q).ok
+
     before, _ = true_errors(model, sim.true_chain, None, seed=seed)
+    before_safe, _ = true_errors(model, sim.true_chain, None, seed=seed, feasible=safe)
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         log = SampleLog.open(Path(tmp) / "samples.jsonl", dof=nominal.dof)
@@ -104,7 +116,7 @@ def run_adaptation(
             model, nominal, fm, log, tmp, AdaptationConfig(eval_targets=10, train_minutes=minutes, seed=seed),
             identify=identify_from_samples, read_calibration=chain_from_calibration_file,
             progress=lambda p: say(f"[{p.phase}] {p.message}") if p.message and not p.message.startswith("step") else None,
-            feasible=lambda q: checker.check(q, q).ok, refine=refined_answers,
+            feasible=safe, refine=refined_answers,
         )  # fmt: skip
         outcome = adapter.run(LearnGoal(strategy, max_moves=moves, max_minutes=minutes))
         if not outcome.success:
@@ -113,5 +125,6 @@ def run_adaptation(
         solve_chain = chain_from_urdf(Path(outcome.urdf).read_text(), "base_link", "tool0")
         log.close()
     after, refined = true_errors(adapted, sim.true_chain, solve_chain, seed=seed)
+    after_safe, _ = true_errors(adapted, sim.true_chain, None, seed=seed, feasible=safe)
     iterations = int(outcome.identification.get("iterations", 0)) if outcome.identification else outcome.iterations
-    return AdaptationRecord(change_cm, strategy, noise_mm, before, after, refined, fm.moves, iterations, (time.monotonic() - start) / 60, model_name, seed)
+    return AdaptationRecord(change_cm, strategy, noise_mm, before, after, refined, fm.moves, iterations, (time.monotonic() - start) / 60, model_name, seed, before_safe, after_safe)
