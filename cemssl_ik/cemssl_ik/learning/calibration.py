@@ -1,14 +1,11 @@
 """Calibrated chain: kinematic corrections identified from measured (joints, tool pose) pairs.
 
 :func:`calibrate_chain` fits corrections to a nominal :class:`KinematicChain` by nonlinear least
-squares through a differentiable, parametrized FK (torch, float64).  Parameters, in the order they
-are preferred when some of them are redundant:
-
-- ``<joint>.zero`` (rad): joint zero offset, true angle = reading + offset;
-- ``<joint>.origin.x|y|z`` (m): added to the joint origin's translation (parent frame);
-- ``<joint>.origin.rx|ry|rz`` (rad): the origin's rotation right-multiplied by
-  ``Rx(rx) Ry(ry) Rz(rz)`` (small rotations about the joint frame's axes, before the joint turns);
-- ``tool.x|y|z`` (m), ``tool.rx|ry|rz`` (rad): a transform after the chain's tip, in the tip frame.
+squares through a differentiable, parametrized FK (torch, float64; :mod:`.chain_parameters`).
+Parameters, in the order they are preferred when some of them are redundant: per movable joint a
+zero offset, then origin translations, then small origin rotations, then a tool transform after the
+tip (``<joint>.zero``, ``<joint>.origin.x|y|z``, ``<joint>.origin.rx|ry|rz``, ``tool.*``; units and
+conventions in :mod:`.chain_parameters`).
 
 Residuals: position (m) and, for pose measurements, ``rotation_weight * vee(skew(R_meas^T R))``
 (about the rotation error in rad, times metres per radian).  The default ``rotation_weight`` of
@@ -37,16 +34,15 @@ result reports the held parameters by name.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..kinematics.chain import JointSpec, KinematicChain
+from ..kinematics.chain import KinematicChain
 from ..kinematics.transforms import rotation_angle
-from ..kinematics.urdf import read_urdf_text
+from .chain_parameters import ParametrizedChain, bmm, calibrated_urdf, calibration_parameter_names, with_origins
 
 __all__ = [
     "CalibrationConfig",
@@ -58,11 +54,8 @@ __all__ = [
     "calibration_trial",
 ]
 
-_TRANSLATIONS = ("origin.x", "origin.y", "origin.z")
-_ROTATIONS = ("origin.rx", "origin.ry", "origin.rz")
 #: Complex-step size: derivatives exact to rounding for any step this small (no cancellation).
 _COMPLEX_STEP = 1e-20
-_TOOL = ("tool.x", "tool.y", "tool.z", "tool.rx", "tool.ry", "tool.rz")
 
 
 @dataclass(frozen=True)
@@ -151,131 +144,6 @@ class CalibrationResult:
         return {n: float(v) for n, v in zip(self.parameter_names, self.parameters) if n not in held}
 
 
-def calibration_parameter_names(chain: KinematicChain) -> tuple[str, ...]:
-    """(P,) parameter names of ``chain`` in preference order: 7 per movable joint, then 6 for the tool."""
-    movable = [j.name for j in chain.joints if j.movable]
-    names = [f"{n}.zero" for n in movable]
-    names += [f"{n}.{p}" for n in movable for p in _TRANSLATIONS]
-    names += [f"{n}.{p}" for n in movable for p in _ROTATIONS]
-    return tuple(names) + _TOOL
-
-
-def _elementary(axis: int, angle: torch.Tensor) -> torch.Tensor:
-    """(B, 3, 3) rotations about x (0), y (1) or z (2) by angles (B,) (real or complex)."""
-    c, s = torch.cos(angle), torch.sin(angle)
-    o, z = torch.ones_like(angle), torch.zeros_like(angle)
-    rows = {
-        0: ((o, z, z), (z, c, -s), (z, s, c)),
-        1: ((c, z, s), (z, o, z), (-s, z, c)),
-        2: ((c, -s, z), (s, c, z), (z, z, o)),
-    }[axis]
-    return torch.stack([torch.stack(r, dim=-1) for r in rows], dim=-2)
-
-
-def _bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Batched matmul with explicit broadcasting: a (3, 3) matrix broadcast against a batch runs
-    as one threaded GEMM that stalls for milliseconds on a busy machine; a batched one does not."""
-    batch = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    return torch.matmul(a.expand(*batch, 3, 3), b.expand(*batch, 3, 3))
-
-
-def _apply(R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """R (..., 3, 3) times t (..., 3), broadcast elementwise (no GEMM)."""
-    return (R * t[..., None, :]).sum(-1)
-
-
-class _ParametrizedChain:
-    """FK of ``chain`` with corrections ``x`` (B, P) of :func:`calibration_parameter_names`, batched over B.
-
-    Works in real and complex dtypes: the Jacobian is taken by the complex step (one batched
-    evaluation of P perturbed parameter vectors; exact to rounding, no subtractive cancellation).
-    """
-
-    def __init__(self, chain: KinematicChain) -> None:
-        if any(t == "prismatic" for t in chain.joint_types):
-            raise ValueError(f"calibration supports revolute / continuous joints only; chain {chain.name!r} has {chain.joint_types}")
-        self.chain = chain
-        self.names = calibration_parameter_names(chain)
-        self.dof = chain.dof
-        self.movable = [i for i, j in enumerate(chain.joints) if j.movable]
-        self.origins = [torch.as_tensor(j.origin, dtype=torch.float64) for j in chain.joints]  # (4, 4) each
-        self.K = [torch.as_tensor(_skew(j.axis), dtype=torch.float64) for j in chain.joints]  # (3, 3) each
-
-    def pieces(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Corrected origin of movable joint k, zero offset folded in: R (B, 3, 3), t (B, 3)."""
-        n, i = self.dof, self.movable[k]
-        T, K = self.origins[i].to(x.dtype), self.K[i].to(x.dtype)
-        zero = x[:, k, None, None]
-        d = x[:, n + 3 * k : n + 3 * k + 3]
-        r = x[:, 4 * n + 3 * k : 4 * n + 3 * k + 3]
-        R_zero = torch.eye(3, dtype=x.dtype) + torch.sin(zero) * K + (1 - torch.cos(zero)) * (K @ K)
-        R = _bmm(T[:3, :3], _bmm(_elementary(0, r[:, 0]), _bmm(_elementary(1, r[:, 1]), _bmm(_elementary(2, r[:, 2]), R_zero))))
-        return R, T[:3, 3] + d
-
-    def tool(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tool transform in the tip frame: R (B, 3, 3), t (B, 3)."""
-        t = x[:, 7 * self.dof : 7 * self.dof + 6]
-        return _bmm(_elementary(0, t[:, 3]), _bmm(_elementary(1, t[:, 4]), _elementary(2, t[:, 5]))), t[:, :3]
-
-    def forward(self, x: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, P), joints q (N, dof) -> tool positions (B, N, 3) metres and rotations (B, N, 3, 3), base frame."""
-        B, N = x.shape[0], q.shape[0]
-        R = torch.eye(3, dtype=x.dtype).expand(B, N, 3, 3)
-        p = torch.zeros(B, N, 3, dtype=x.dtype)
-        k = 0
-        for i, j in enumerate(self.chain.joints):
-            if j.movable:
-                R_o, t_o = self.pieces(x, k)  # (B, 3, 3), (B, 3)
-                K = self.K[i]
-                s, c = torch.sin(q[:, k])[:, None, None], torch.cos(q[:, k])[:, None, None]
-                R_q = (torch.eye(3, dtype=q.dtype) + s * K + (1 - c) * (K @ K)).to(x.dtype)  # (N, 3, 3)
-                p = p + _apply(R, t_o[:, None, :])
-                R = _bmm(R, _bmm(R_o[:, None], R_q[None]))
-                k += 1
-            else:
-                T = self.origins[i].to(x.dtype)
-                p = p + _apply(R, T[:3, 3])
-                R = _bmm(R, T[:3, :3])
-        R_t, t_t = self.tool(x)
-        return p + _apply(R, t_t[:, None, :]), _bmm(R, R_t[:, None])
-
-    def origin_matrices(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """Joint name -> corrected (4, 4) origin, for the joints the corrections change."""
-        xt = torch.as_tensor(x, dtype=torch.float64)[None]
-        out: dict[str, np.ndarray] = {}
-        for k, i in enumerate(self.movable):
-            R, t = self.pieces(xt, k)
-            out[self.chain.joints[i].name] = _homogeneous(R[0].numpy(), t[0].numpy())
-        R_t, t_t = self.tool(xt)
-        R_t, t_t = R_t[0], t_t[0]
-        if np.any(x[7 * self.dof :] != 0.0):
-            last = self.chain.joints[-1]
-            if last.movable:
-                raise ValueError(
-                    f"a tool offset needs a fixed joint after the last movable one to carry it, but chain {self.chain.name!r} ends "
-                    f"with movable joint {last.name!r}; build the chain to a tool link (e.g. tool0)"
-                )
-            out[last.name] = last.origin @ _homogeneous(R_t.numpy(), t_t.numpy())
-        return out
-
-
-def _skew(v: np.ndarray) -> np.ndarray:
-    x, y, z = (float(c) for c in v)
-    return np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
-
-
-def _homogeneous(R: np.ndarray, t: np.ndarray) -> np.ndarray:
-    T = np.eye(4)
-    T[:3, :3] = R
-    T[:3, 3] = t
-    return T
-
-
-def _with_origins(chain: KinematicChain, origins: dict[str, np.ndarray]) -> KinematicChain:
-    specs = [JointSpec(j.name, j.type, j.parent, j.child, origins.get(j.name, j.origin), j.axis, j.lower, j.upper, j.velocity) for j in chain.joints]
-    return KinematicChain(specs, name=chain.name)
-
-
 def _select(J: np.ndarray, tol: float, min_norm: float) -> np.ndarray:
     """(P,) bool: columns of J (rows, P), in order, of norm above ``min_norm`` that add a direction
     beyond ``tol`` (sine) to the span of those kept before them."""
@@ -313,6 +181,95 @@ def _stats(dp: torch.Tensor, angle: torch.Tensor | None) -> ResidualStats:
     return ResidualStats(float(e.mean()), float(e.max()), float(a.mean()), float(a.max()))
 
 
+class _Measurements:
+    """The residuals of the parametrized chain on measured (joints, tool pose) pairs, their complex-step
+    Jacobian and summary statistics: the function the identification minimizes."""
+
+    def __init__(self, chain: KinematicChain, q, position, rotation, rotation_weight: float) -> None:
+        self.q = _as_tensor("q", q, (None, chain.dof))
+        self.samples = N = self.q.shape[0]
+        self.position = _as_tensor("position", position, (N, 3))
+        self.rotation = None if rotation is None else _as_tensor("rotation", rotation, (N, 3, 3))
+        self.model = ParametrizedChain(chain)
+        self.parameters = len(self.model.names)
+        self.rotation_weight = rotation_weight
+        self.rows_per_sample = 3 if self.rotation is None else 6
+
+    def residuals(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, P) -> residuals (B, N * 3) position-only, (B, N * 6) with orientation."""
+        p, R = self.model.forward(x, self.q)
+        r = (p - self.position).reshape(x.shape[0], -1)
+        if self.rotation is None:
+            return r
+        E = bmm(self.rotation.transpose(1, 2).to(R.dtype), R)  # (B, N, 3, 3) measured^-1 model, near identity
+        v = 0.5 * torch.stack([E[..., 2, 1] - E[..., 1, 2], E[..., 0, 2] - E[..., 2, 0], E[..., 1, 0] - E[..., 0, 1]], dim=-1)
+        return torch.cat([r, self.rotation_weight * v.reshape(x.shape[0], -1)], dim=1)
+
+    def residual(self, x: np.ndarray) -> np.ndarray:
+        """(P,) -> (rows,)."""
+        return self.residuals(torch.as_tensor(x)[None])[0].numpy()
+
+    def jacobian(self, x: np.ndarray) -> np.ndarray:
+        """(P,) -> (rows, P), by the complex step."""
+        P = self.parameters
+        X = torch.as_tensor(x).to(torch.complex128)[None] + 1j * _COMPLEX_STEP * torch.eye(P, dtype=torch.complex128)
+        return (self.residuals(X).imag / _COMPLEX_STEP).T.numpy()
+
+    def stats(self, x: np.ndarray) -> ResidualStats:
+        p, R = self.model.forward(torch.as_tensor(x)[None], self.q)
+        return _stats(p[0] - self.position, None if self.rotation is None else rotation_angle(self.rotation, R[0]))
+
+
+def _check_enough_rows(data: _Measurements, n_free: int, config: CalibrationConfig) -> None:
+    """Refuse a fit of ``n_free`` parameters that the measurements cannot determine with margin."""
+    if n_free == 0:
+        raise ValueError("the measurements constrain no parameter (all Jacobian columns vanish); measure at varied joint configurations")
+    if data.samples * data.rows_per_sample < config.min_rows_per_parameter * n_free:
+        need = math.ceil(config.min_rows_per_parameter * n_free / data.rows_per_sample)
+        raise ValueError(f"{data.samples} measurements cannot determine the {n_free} identifiable parameters with margin; measure at least {need}")
+
+
+def _lm_pass(data: _Measurements, x: np.ndarray, free: np.ndarray, config: CalibrationConfig):
+    """One Levenberg-Marquardt pass over the ``free`` parameters, the others held at ``x``:
+    (solution (P,), residual evaluations, converged)."""
+    from scipy.optimize import least_squares
+
+    x_held = x.copy()
+
+    def full(xf: np.ndarray) -> np.ndarray:
+        out = x_held.copy()
+        out[free] = xf
+        return out
+
+    def fun(xf: np.ndarray) -> np.ndarray:
+        return data.residual(full(xf))
+
+    def jac(xf: np.ndarray) -> np.ndarray:
+        return data.jacobian(full(xf))[:, free]
+
+    sol = least_squares(fun, x[free], jac=jac, method="lm", x_scale="jac", xtol=1e-12, ftol=1e-12, gtol=1e-15, max_nfev=config.max_evaluations)
+    return full(sol.x), int(sol.nfev), bool(sol.status > 0)  # status 0: max_evaluations reached
+
+
+def _identify(data: _Measurements, config: CalibrationConfig):
+    """LM passes from zero corrections, the identifiable set re-selected at each pass's solution
+    until it no longer changes: (corrections (P,), free (P,) bool, evaluations, passes, converged)."""
+    x = np.zeros(data.parameters)
+    free = np.zeros(data.parameters, dtype=bool)
+    evaluations = passes = 0
+    converged = False
+    for _ in range(config.max_passes):
+        new_free = _select(data.jacobian(x), config.rank_tolerance, config.min_effect * math.sqrt(data.samples))
+        if passes and np.array_equal(new_free, free):
+            break
+        free = new_free
+        _check_enough_rows(data, int(free.sum()), config)
+        x, nfev, converged = _lm_pass(data, x, free, config)
+        evaluations += nfev
+        passes += 1
+    return x, free, evaluations, passes, converged
+
+
 def calibrate_chain(
     chain: KinematicChain,
     q: torch.Tensor | np.ndarray,
@@ -339,136 +296,28 @@ def calibrate_chain(
         ValueError: wrong shapes, non-finite values, or too few measurements for the parameters
             the data constrain (``config.min_rows_per_parameter`` rows each).
     """
-    from scipy.optimize import least_squares
-
     config = config or CalibrationConfig()
-    qt = _as_tensor("q", q, (None, chain.dof))
-    N = qt.shape[0]
-    pt = _as_tensor("position", position, (N, 3))
-    Rt = None if rotation is None else _as_tensor("rotation", rotation, (N, 3, 3))
-    model = _ParametrizedChain(chain)
-    P = len(model.names)
-    w = config.rotation_weight
-
-    def residuals(x: torch.Tensor) -> torch.Tensor:
-        """x (B, P) -> residuals (B, N * 3) position-only, (B, N * 6) with orientation."""
-        p, R = model.forward(x, qt)
-        r = (p - pt).reshape(x.shape[0], -1)
-        if Rt is None:
-            return r
-        E = _bmm(Rt.transpose(1, 2).to(R.dtype), R)  # (B, N, 3, 3) measured^-1 model, near identity
-        v = 0.5 * torch.stack([E[..., 2, 1] - E[..., 1, 2], E[..., 0, 2] - E[..., 2, 0], E[..., 1, 0] - E[..., 0, 1]], dim=-1)
-        return torch.cat([r, w * v.reshape(x.shape[0], -1)], dim=1)
-
-    def residual(x: np.ndarray) -> np.ndarray:  # (P,) -> (rows,)
-        return residuals(torch.as_tensor(x)[None])[0].numpy()
-
-    def jacobian(x: np.ndarray) -> np.ndarray:  # (P,) -> (rows, P), complex step
-        X = torch.as_tensor(x).to(torch.complex128)[None] + 1j * _COMPLEX_STEP * torch.eye(P, dtype=torch.complex128)
-        return (residuals(X).imag / _COMPLEX_STEP).T.numpy()
-
-    rows_per_sample = 3 if Rt is None else 6
-
-    def stats(x: np.ndarray) -> ResidualStats:
-        p, R = model.forward(torch.as_tensor(x)[None], qt)
-        return _stats(p[0] - pt, None if Rt is None else rotation_angle(Rt, R[0]))
-
-    x = np.zeros(P)
-    before = stats(x)
-    free = np.zeros(P, dtype=bool)
-    evaluations = passes = 0
-    converged = False
-    for _ in range(config.max_passes):
-        J = jacobian(x)  # (rows, P)
-        new_free = _select(J, config.rank_tolerance, config.min_effect * math.sqrt(N))
-        if passes and np.array_equal(new_free, free):
-            break
-        free = new_free
-        n_free = int(free.sum())
-        if n_free == 0:
-            raise ValueError("the measurements constrain no parameter (all Jacobian columns vanish); measure at varied joint configurations")
-        if N * rows_per_sample < config.min_rows_per_parameter * n_free:
-            need = math.ceil(config.min_rows_per_parameter * n_free / rows_per_sample)
-            raise ValueError(f"{N} measurements cannot determine the {n_free} identifiable parameters with margin; measure at least {need}")
-        x_held = x.copy()
-
-        def full(xf: np.ndarray, x_held: np.ndarray = x_held, free: np.ndarray = free) -> np.ndarray:
-            out = x_held.copy()
-            out[free] = xf
-            return out
-
-        def fun(xf: np.ndarray) -> np.ndarray:
-            return residual(full(xf))
-
-        def jac(xf: np.ndarray) -> np.ndarray:
-            return jacobian(full(xf))[:, free]
-
-        sol = least_squares(fun, x[free], jac=jac, method="lm", x_scale="jac", xtol=1e-12, ftol=1e-12, gtol=1e-15, max_nfev=config.max_evaluations)
-        x = full(sol.x)
-        evaluations += int(sol.nfev)
-        converged = bool(sol.status > 0)  # 0: max_evaluations reached
-        passes += 1
-    origins = model.origin_matrices(x)
-    calibrated = _with_origins(chain, origins)
+    data = _Measurements(chain, q, position, rotation, config.rotation_weight)
+    before = data.stats(np.zeros(data.parameters))
+    x, free, evaluations, passes, converged = _identify(data, config)
+    origins = data.model.origin_matrices(x)
+    calibrated = with_origins(chain, origins)
+    names = data.model.names
     return CalibrationResult(
         chain=calibrated,
         urdf=None if urdf is None else calibrated_urdf(urdf, origins),
         origins=origins,
-        parameter_names=model.names,
+        parameter_names=names,
         parameters=x,
-        unidentifiable=tuple(n for n, f in zip(model.names, free) if not f),
+        unidentifiable=tuple(n for n, f in zip(names, free) if not f),
         before=before,
-        after=stats(x),
-        samples=N,
-        position_only=Rt is None,
+        after=data.stats(x),
+        samples=data.samples,
+        position_only=data.rotation is None,
         iterations=evaluations,
         passes=passes,
         converged=converged,
     )
-
-
-def _matrix_to_rpy(R: np.ndarray) -> tuple[float, float, float]:
-    """(3, 3) rotation -> URDF (roll, pitch, yaw) with R = Rz(yaw) Ry(pitch) Rx(roll)."""
-    pitch = math.atan2(-R[2, 0], math.hypot(R[0, 0], R[1, 0]))
-    if math.hypot(R[0, 0], R[1, 0]) > 1e-9:
-        return math.atan2(R[2, 1], R[2, 2]), pitch, math.atan2(R[1, 0], R[0, 0])
-    # gimbal lock (pitch = +-pi/2): only roll -+ yaw is defined; put it all in yaw.
-    return 0.0, pitch, math.atan2(-R[0, 1], R[1, 1])
-
-
-def calibrated_urdf(urdf: str | Path, origins: dict[str, np.ndarray]) -> str:
-    """The URDF (path or text) with the named joints' ``<origin>`` rewritten; all else kept (comments too).
-
-    Args:
-        urdf: the nominal URDF.
-        origins: joint name -> (4, 4) origin (e.g. :attr:`CalibrationResult.origins`).
-
-    Raises:
-        ValueError: a joint is not in the URDF, or the text is not XML.
-    """
-    import xml.etree.ElementTree as ET
-
-    text = read_urdf_text(urdf)
-    parser = ET.XMLParser(target=ET.TreeBuilder(insert_comments=True))
-    try:
-        root = ET.fromstring(text, parser=parser)
-    except ET.ParseError as exc:
-        raise ValueError(f"the nominal URDF is not valid XML: {exc}") from None
-    by_name = {j.get("name"): j for j in root.iter("joint")}
-    for name, T in origins.items():
-        elem = by_name.get(name)
-        if elem is None:
-            raise ValueError(f"joint {name!r} is not in the URDF (its joints: {sorted(k for k in by_name if k)})")
-        origin = elem.find("origin")
-        if origin is None:
-            origin = ET.SubElement(elem, "origin")
-        T = np.asarray(T, dtype=np.float64)
-        origin.set("xyz", " ".join(repr(float(v)) for v in T[:3, 3]))
-        origin.set("rpy", " ".join(repr(float(v)) for v in _matrix_to_rpy(T[:3, :3])))
-    # ElementTree keeps comments inside the root only: keep the text before it (declaration, header comment) verbatim.
-    start = re.search(r"<robot[\s>]", text)
-    prolog = text[: start.start()] if start else '<?xml version="1.0"?>\n'
-    return prolog + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def _axis_line_errors(a: KinematicChain, b: KinematicChain) -> tuple[float, float]:
