@@ -1,8 +1,9 @@
 """Conditional inverse models (IM(target, z) -> q), their encodings and checkpoints."""
 
 from .checkpoint import FORMAT_VERSION, CheckpointError, CheckpointInfo, load_checkpoint, read_metadata, resolve_model_path, save_checkpoint
+from .config import METHODS, ModelConfig
 from .encoding import JointCodec, TargetEncoder
-from .generators import CGAN, CINN, CVAE, METHODS, IKGenerator, MLPGenerator, ModelConfig, SampleResult, build_generator, select_members
+from .generators import CGAN, CINN, CVAE, IKGenerator, MLPGenerator, SampleResult, build_generator, select_members
 from .loading import CheckpointRobot, LoadedModel, load_model
 from .networks import BatchedLinear, BatchedMLP
 
