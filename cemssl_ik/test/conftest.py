@@ -14,6 +14,19 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 REPO_ROOT = PACKAGE_ROOT.parent
 
 
+def small(method: str, chain, **kw):
+    """A small ModelConfig of ``method`` for ``chain``: fast to train in the learning tests."""
+    from cemssl_ik.models import ModelConfig
+
+    defaults = dict(method=method, latent_dim=2, members=2, hidden=(128, 128), output="biternion")
+    if method == "cinn":
+        defaults.update(latent_dim=chain.dof, members=1, output="sigmoid", coupling_blocks=4, coupling_hidden=64)
+    elif method in ("cvae", "cgan"):
+        defaults.update(members=1)
+    defaults.update(kw)
+    return ModelConfig(**defaults)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # DDS must never leave loopback.  The nodes the tests start run in ROS_DOMAIN_ID as set by the
     # user (tools/env.sh sets one per shell, so parallel runs do not see each other's nodes);
