@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["nearest_periodic_copy", "wrap_to_pi"]
+__all__ = ["nearest_periodic_copy", "wrap_into_range", "wrap_to_pi"]
 
 _TWO_PI = 2.0 * math.pi
 
@@ -20,6 +20,14 @@ _TWO_PI = 2.0 * math.pi
 def wrap_to_pi(q: torch.Tensor) -> torch.Tensor:
     """Map angles to [-pi, pi)."""
     return torch.remainder(q + math.pi, _TWO_PI) - math.pi
+
+
+def wrap_into_range(q: torch.Tensor, lower: torch.Tensor, periodic: torch.Tensor) -> torch.Tensor:
+    """Periodic joints of ``q`` (*batch, dof) moved by whole turns into ``[lower, lower + 2 pi)``
+    (a learning range one period wide, where every value is encodable); the others unchanged."""
+    lower = lower.to(q)
+    wrapped = wrap_to_pi(q - lower - math.pi) + lower + math.pi
+    return torch.where(periodic.to(q.device), wrapped, q)
 
 
 def nearest_periodic_copy(

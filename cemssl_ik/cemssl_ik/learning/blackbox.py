@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 
 from ..kinematics.chain import KinematicChain, damped_least_squares
-from ..kinematics.limits import wrap_to_pi
+from ..kinematics.limits import wrap_into_range, wrap_to_pi
 from ..models.generators import IKGenerator
 from .forward_model import ForwardModel, ForwardResult
 from .schedule import adam, cosine_lr, flush_denormals
@@ -226,8 +226,7 @@ class BlackBoxCEMSSL:
 
     def _wrap(self, q: torch.Tensor) -> torch.Tensor:
         """Joints into the learning range (revolute joints: one period), so they are encodable."""
-        wrapped = wrap_to_pi(q - self._lower - math.pi) + self._lower + math.pi
-        return torch.where(self._periodic, wrapped, q)
+        return wrap_into_range(q, self._lower, self._periodic)
 
     def _condition(self, position: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
         m = self.model

@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 
 from ..kinematics.chain import KinematicChain, damped_least_squares
-from ..kinematics.limits import wrap_to_pi
+from ..kinematics.limits import wrap_into_range, wrap_to_pi
 from ..models.generators import IKGenerator
 from ..models.networks import hidden_precision
 from ..seeds import VALIDATION_SAMPLING_SEED_OFFSET, VALIDATION_SEED_OFFSET
@@ -241,11 +241,7 @@ class CEMSSLTrainer:
 
     def _wrap_measured(self, q: torch.Tensor) -> torch.Tensor:
         """Measured joints into the learning range (revolute joints: one period), so they are encodable."""
-        per = torch.as_tensor(self.chain.periodic, device=q.device)
-        lo = self._learning_lower.to(q)
-        # shift the periodic window [lo, lo + 2 pi) onto [-pi, pi) and back
-        wrapped = wrap_to_pi(q - lo - math.pi) + lo + math.pi
-        return torch.where(per, wrapped, q)
+        return wrap_into_range(q, self._learning_lower, torch.as_tensor(self.chain.periodic))
 
     @torch.no_grad()
     def sample_phase(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
