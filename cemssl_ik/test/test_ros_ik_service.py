@@ -37,7 +37,12 @@ class Client:
         self.node = rclpy.create_node("test_ik_client", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self.clients = {k: self.node.create_client(t, n) for k, (t, n) in srv_names.items()}
+        # a client keeps its answers in a DDS queue until it spins; the default service QoS keeps
+        # only 10, so a burst of more concurrent requests could lose answers on the client's side
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+        qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+        self.clients = {k: self.node.create_client(t, n, qos_profile=qos) for k, (t, n) in srv_names.items()}
 
     def wait(self, key: str, timeout: float = 30.0) -> bool:
         return self.clients[key].wait_for_service(timeout_sec=timeout)
