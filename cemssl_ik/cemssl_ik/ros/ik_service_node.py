@@ -111,6 +111,7 @@ class IKServiceNode(Node):
         self._load_lock = threading.Lock()  # one model load at a time, so the last one wins
         self._reload_wanted = False  # a reload the reload thread has not yet started
         self._reload_waiters: list[Future] = []  # ~/reload calls answered by the next load
+        self._description_changed = False  # a robot_description arrived since the last successful load
         self._reloader_running = False
         self._state = _Snapshot(None, None, None, None, "no model loaded yet")
         self._tf_buffer = self._make_tf_buffer()
@@ -238,7 +239,14 @@ class IKServiceNode(Node):
         except Exception as exc:  # noqa: BLE001 - no model file may take the node down (MemoryError, RecursionError included)
             reason = str(exc) if isinstance(exc, (ValueError, KeyError, FileNotFoundError, URDFError)) else f"{type(exc).__name__}: {exc}"
             msg = f"cannot load model {name!r}: {reason}"[:2000]
-            self.get_logger().error(msg)
+            with self._state_lock:
+                serving = self._state.batcher is not None
+            if serving and self._description_changed and "robot description differs" in reason:
+                # a new URDF arrives before the model trained for it (the learner sends the URDF
+                # first): not a fault, the serving model stays until its successor is announced
+                self.get_logger().warn(f"the model serving was trained for another robot description; it keeps serving until a model for the new one is announced ({reason})"[:2000])
+            else:
+                self.get_logger().error(msg)
             with self._state_lock:
                 if self._state.batcher is None:
                     self._state = _Snapshot(None, None, None, None, msg)
@@ -246,6 +254,7 @@ class IKServiceNode(Node):
         with self._state_lock:
             old = self._state.batcher
             self._state = _Snapshot(batcher, chain, loaded.urdf, reach, "")
+        self._description_changed = False
         if old is not None:
             old.close()  # answers what it has queued, then stops
         msg = f"loaded {name!r} ({loaded.method}, {model.config.target} targets) for {chain.name} {chain.base_link}->{chain.tip_link}; solver backend {solver.backend}, warm-up {warm:.1f} s"
@@ -437,6 +446,7 @@ class IKServiceNode(Node):
         if msg.data == self.get_parameter("robot_description").value:
             return
         self.get_logger().info(f"robot_description received ({len(msg.data)} bytes): reloading the model against it")
+        self._description_changed = True
         self.set_parameters([Parameter("robot_description", Parameter.Type.STRING, msg.data)])
         self.request_reload()  # a failure is logged; the old model and URDF keep serving
 
