@@ -244,7 +244,7 @@ class IKServiceNode(Node):
             if serving and self._description_changed and "robot description differs" in reason:
                 # a new URDF arrives before the model trained for it (the learner sends the URDF
                 # first): not a fault, the serving model stays until its successor is announced
-                self.get_logger().warn(f"the model serving was trained for another robot description; it keeps serving until a model for the new one is announced ({reason})"[:2000])
+                self.get_logger().warning(f"the model serving was trained for another robot description; it keeps serving until a model for the new one is announced ({reason})"[:2000])
             else:
                 self.get_logger().error(msg)
             with self._state_lock:

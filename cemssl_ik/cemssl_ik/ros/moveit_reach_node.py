@@ -200,7 +200,7 @@ class MoveItReachNode(Node):
             self.get_logger().error(f"reach failed: {exc}")
             self._result_pub.publish(String(data=json.dumps({"success": False, "message": str(exc)})))
             return
-        log = self.get_logger().info if result.success else self.get_logger().warn
+        log = self.get_logger().info if result.success else self.get_logger().warning
         log(result.message)
         self._result_pub.publish(String(data=result_to_json(result, frame)))
 
