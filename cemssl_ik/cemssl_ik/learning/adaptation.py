@@ -326,7 +326,8 @@ class Adapter:
         c = self.config
         cfg = UnsupervisedConfig(
             steps=10_000_000, batch_size=c.batch_size, lr=c.lr, lr_final=c.lr_final, rotation_weight=c.rotation_weight,
-            eval_every=0, max_seconds=minutes * 60, seed=c.seed, position_loss="squared",
+            eval_every=0, max_seconds=minutes * 60, seed=c.seed, position_loss=c.position_loss,
+            distance_scale=c.distance_scale if c.position_loss == "distance" else 0.0, adam_eps=c.adam_eps,
         )  # fmt: skip
         trainer = UnsupervisedTrainer(self.model, chain, cfg)
         last_save = [time.monotonic()]

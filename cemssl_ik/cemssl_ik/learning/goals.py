@@ -46,6 +46,9 @@ class AdaptationConfig:
         train_minutes: FK-loss fine-tuning time, default of a goal.
         batch_size: targets per step and member of the fine-tuning.
         lr, lr_final: its Adam learning rate, cosine-decayed.
+        position_loss, distance_scale, adam_eps: the fine-tuning's FK position loss and Adam epsilon
+            (see :class:`~cemssl_ik.learning.unsupervised.UnsupervisedConfig`); the pseudo-distance with
+            a 1 mm scale and a tiny epsilon keep the steps' size at sub-millimetre errors.
         rotation_weight: FK-loss weight of the orientation error (pose models).
         joint_margin: radians kept from the joint limits by identification configurations.
         checkpoint_every: seconds between checkpoints during fine-tuning.
@@ -57,8 +60,11 @@ class AdaptationConfig:
     eval_targets: int = 20
     train_minutes: float = 5.0
     batch_size: int = 256
-    lr: float = 1e-4
+    lr: float = 1e-3
     lr_final: float = 1e-6
+    position_loss: str = "distance"
+    distance_scale: float = 1e-3
+    adam_eps: float = 1e-16
     rotation_weight: float = 0.1
     joint_margin: float = 0.2
     checkpoint_every: float = 60.0
@@ -72,6 +78,10 @@ class AdaptationConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {v}")
+        if self.position_loss not in ("squared", "distance"):
+            raise ValueError(f"position_loss must be 'squared' or 'distance', got {self.position_loss!r}")
+        if not (math.isfinite(self.distance_scale) and self.distance_scale >= 0 and math.isfinite(self.adam_eps) and self.adam_eps > 0):
+            raise ValueError("distance_scale must be >= 0 and adam_eps > 0")
         if not (math.isfinite(self.joint_margin) and self.joint_margin >= 0):
             raise ValueError(f"joint_margin must be >= 0, got {self.joint_margin}")
 

@@ -78,7 +78,7 @@ PARAMETERS = {
     "eval_targets": (20, "configurations the model is measured on before and after (2 moves each)"),
     "train_minutes": (5.0, "default fine-tuning time"),
     "batch_size": (256, "fine-tuning batch per ensemble member"),
-    "lr": (1e-4, "fine-tuning learning rate (cosine-decayed to 1e-6)"),
+    "lr": (1e-3, "fine-tuning learning rate (cosine-decayed to 1e-6)"),
     "checkpoint_every": (60.0, "seconds between checkpoints while training"),
     "seed": (0, "RNG seed"),
     "model_update_topic": ("/cemssl_learner/model_updates", "std_msgs/String: each new checkpoint path ('' disables)"),
