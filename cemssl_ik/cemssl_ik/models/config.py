@@ -76,7 +76,7 @@ class ModelConfig:
             the network sees targets turned onto one half-plane about the first joint's axis and
             its first-joint output is relative to the target's azimuth, so it never has to learn
             the azimuth map (the network input drops to what the other joints depend on).
-        residual_stage: hidden widths of a residual stage (CEMSSL / EMSSL models; empty: none): a second
+        residual_stage: hidden widths of a residual stage (any method; empty: none): a second
             ensemble of MLPs that sees the first network's input and output and adds
             ``residual_scale`` times its own output to that output.  Trained after the first network,
             with the first frozen (``--residual-steps``), it learns what is left of the first
@@ -133,8 +133,6 @@ class ModelConfig:
                 raise ValueError(f"branch classes are for cemssl / emssl models, not {self.method!r}")
             branch_labeler(self.branches)  # validates the spec
         if self.residual_stage:
-            if self.method not in ("cemssl", "emssl", "unsupervised"):
-                raise ValueError(f"a residual stage is for cemssl / emssl / unsupervised models, not {self.method!r}")
             if min(self.residual_stage) < 1:
                 raise ValueError(f"residual_stage widths must be positive, got {list(self.residual_stage)}")
         if not (math.isfinite(self.residual_scale) and self.residual_scale > 0):

@@ -71,15 +71,45 @@ class IKGenerator(nn.Module):
         self.num_members = config.members
         self.cond_dim = target_encoder.dim
         self.out_dim = codec.out_dim
+        #: optional residual stage (``ModelConfig.residual_stage``): sees the first stage's input and
+        #: output, adds ``residual_scale`` times its own output; zero at the start
+        self.residual_net: BatchedMLP | None = None
+        if config.residual_stage:
+            self.residual_net = BatchedMLP(config.members, self.cond_dim + self.latent_dim + self.out_dim, self.out_dim, config.residual_stage, config.activation)
+            last = self.residual_net.output_layer()
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     # -- the contract ------------------------------------------------------------------
-    def generate(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """(M, B, C), (M, B, Z) -> (M, B, out) normalized outputs (differentiable)."""
+    def first_stage(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """(M, B, C), (M, B, Z) -> (M, B, out) normalized outputs of the model's own network."""
         raise NotImplementedError
 
-    def generator_parameters(self) -> Iterator[nn.Parameter]:
-        """Parameters of the inverse pass (fine-tuned by CEMSSL)."""
+    def first_stage_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the model's own inverse network."""
         raise NotImplementedError
+
+    def generate(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """(M, B, C), (M, B, Z) -> (M, B, out) normalized outputs (differentiable): the first stage,
+        plus the residual stage's correction when the model has one."""
+        out = self.first_stage(cond, z)
+        if self.residual_net is None:
+            return out
+        # the first stage's output, as 4 * out - 2, is part of the residual network's input ([-2, 2] for
+        # sigmoid outputs, [-6, 2] for biternions); trained stages depend on this exact input, so it
+        # stays as it is (test_shipped_models checks the shipped stage's part of the outputs)
+        x = torch.cat([cond, z], dim=-1) if self.latent_dim else cond
+        correction = self.residual_net(torch.cat([x, 4.0 * out - 2.0], dim=-1))
+        return out + self.config.residual_scale * correction
+
+    def generator_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the inverse pass (fine-tuned by CEMSSL): the first stage's, then the residual stage's."""
+        yield from self.first_stage_parameters()
+        yield from self.residual_parameters()
+
+    def residual_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the residual stage (none without one)."""
+        return iter(()) if self.residual_net is None else self.residual_net.parameters()
 
     # -- helpers -------------------------------------------------------------------------
     def _reference_parameter(self) -> nn.Parameter:
@@ -239,32 +269,12 @@ class MLPGenerator(IKGenerator):
     def __init__(self, config: ModelConfig, target_encoder: TargetEncoder, codec: JointCodec) -> None:
         super().__init__(config, target_encoder, codec)
         self.net = BatchedMLP(config.members, self.cond_dim + self.latent_dim, self.out_dim, config.hidden, config.activation)
-        self.residual_net: BatchedMLP | None = None
-        if config.residual_stage:
-            self.residual_net = BatchedMLP(config.members, self.cond_dim + self.latent_dim + self.out_dim, self.out_dim, config.residual_stage, config.activation)
-            last = self.residual_net.output_layer()
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
 
-    def generate(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([cond, z], dim=-1) if self.latent_dim else cond
-        out = self.codec.activate(self.net(x))
-        if self.residual_net is None:
-            return out
-        # the first stage's output, as 4 * out - 2, is part of the residual network's input ([-2, 2] for
-        # sigmoid outputs, [-6, 2] for biternions); trained stages depend on this exact input, so it
-        # stays as it is (test_shipped_models checks the shipped stage's part of the outputs)
-        correction = self.residual_net(torch.cat([x, 4.0 * out - 2.0], dim=-1))
-        return out + self.config.residual_scale * correction
+    def first_stage(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.codec.activate(self.net(torch.cat([cond, z], dim=-1) if self.latent_dim else cond))
 
-    def generator_parameters(self) -> Iterator[nn.Parameter]:
-        yield from self.net.parameters()
-        if self.residual_net is not None:
-            yield from self.residual_net.parameters()
-
-    def residual_parameters(self) -> Iterator[nn.Parameter]:
-        """Parameters of the residual stage (none without one)."""
-        return iter(()) if self.residual_net is None else self.residual_net.parameters()
+    def first_stage_parameters(self) -> Iterator[nn.Parameter]:
+        return self.net.parameters()
 
 
 class CVAE(IKGenerator):
@@ -275,7 +285,7 @@ class CVAE(IKGenerator):
         self.decoder = BatchedMLP(config.members, self.cond_dim + self.latent_dim, self.out_dim, config.hidden, config.activation)
         self.encoder = BatchedMLP(config.members, self.cond_dim + self.out_dim, 2 * self.latent_dim, config.encoder_hidden, config.activation)
 
-    def generate(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def first_stage(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.codec.activate(self.decoder(torch.cat([cond, z], dim=-1)))
 
     def encode(self, cond: torch.Tensor, target_normalized: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -283,7 +293,7 @@ class CVAE(IKGenerator):
         h = self.encoder(torch.cat([cond, target_normalized], dim=-1))
         return h[..., : self.latent_dim], h[..., self.latent_dim :].clamp(-12.0, 8.0)
 
-    def generator_parameters(self) -> Iterator[nn.Parameter]:
+    def first_stage_parameters(self) -> Iterator[nn.Parameter]:
         return self.decoder.parameters()
 
 
@@ -295,14 +305,14 @@ class CGAN(IKGenerator):
         self.generator_net = BatchedMLP(config.members, self.cond_dim + self.latent_dim, self.out_dim, config.hidden, config.activation)
         self.discriminator = BatchedMLP(config.members, self.cond_dim + self.out_dim, 1, config.discriminator_hidden, "leaky_relu")
 
-    def generate(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def first_stage(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.codec.activate(self.generator_net(torch.cat([cond, z], dim=-1)))
 
     def discriminate(self, cond: torch.Tensor, normalized: torch.Tensor) -> torch.Tensor:
         """(M, B, C), (M, B, out) -> (M, B) logits of 'real'."""
         return self.discriminator(torch.cat([cond, normalized], dim=-1)).squeeze(-1)
 
-    def generator_parameters(self) -> Iterator[nn.Parameter]:
+    def first_stage_parameters(self) -> Iterator[nn.Parameter]:
         return self.generator_net.parameters()
 
 
@@ -345,11 +355,11 @@ class CINN(IKGenerator):
             lds.append(ld)
         return torch.stack(zs), torch.stack(lds)
 
-    def generate(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def first_stage(self, cond: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         ys = [inn(z[m], c=[cond[m]], rev=True)[0] for m, inn in enumerate(self.inns)]
         return ((torch.stack(ys) + 1) / 2).clamp(0.0, 1.0)
 
-    def generator_parameters(self) -> Iterator[nn.Parameter]:
+    def first_stage_parameters(self) -> Iterator[nn.Parameter]:
         return self.inns.parameters()
 
 
