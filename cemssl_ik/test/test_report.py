@@ -58,6 +58,10 @@ def test_trained_sections_have_finite_rows(report):
     assert all(_finite(r["mmd"]) and _finite(r["resimulation_error_mm"]["mean"]) and r["hull97_area_cm2"] >= 0 for r in sec["planar"]["rows"])
     pose_rows = [r for r in sec["artificial"]["rows"] if r["target"] == "pose"]
     assert pose_rows and all(_finite(r["orientation_error_deg"]["mean"]) for r in pose_rows)
+    # the adaptation records are measured on the simulated arm's true kinematics, and kept in results/
+    adapt = {r["strategy"]: r for r in sec["adaptation"]["records"]}
+    assert set(adapt) == {"calibrate", "robot"} and all(r["link_change_cm"] == 5.0 and r["error_before_mm"] > 50 for r in adapt.values())
+    assert adapt["calibrate"]["error_after_mm"] < 0.5 * adapt["calibrate"]["error_before_mm"] and adapt["calibrate"]["refined_error_mm"] < 1e-3
 
 
 def test_peers_side_by_side_and_the_analytic_peer_is_exact(report):

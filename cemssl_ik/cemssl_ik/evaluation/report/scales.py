@@ -33,6 +33,11 @@ class ReportScale:
     cross_section: int  # grid points per axis of the workspace cross-section
     hard_targets: int  # targets per near-singular UR3 set (evaluation/hard_targets.py)
     finetune_seconds: float = 300.0  # budget per fine-tuning run of the finetune_terms section
+    adaptation_changes: tuple[float, ...] = (1.0, 3.0, 5.0)  # cm on every link (adaptation section)
+    adaptation_noise: tuple[float, ...] = (0.0, 0.05)  # measurement noise std, mm
+    adaptation_identify_moves: int = 100  # identification moves of calibrate (twice as many with noise)
+    adaptation_robot_moves: int = 5000  # whole budget of the robot strategy
+    adaptation_minutes: float = 15.0  # training minutes per run
 
 
 SCALES = {
@@ -82,5 +87,10 @@ SCALES = {
         cross_section=16,
         hard_targets=10,
         finetune_seconds=3.0,
+        adaptation_changes=(5.0,),
+        adaptation_noise=(0.0,),
+        adaptation_identify_moves=20,
+        adaptation_robot_moves=300,
+        adaptation_minutes=0.05,
     ),
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import artificial, emssl, finetune_terms, hard_targets, planar, speed, ur3_pose, ur3_position
+from . import adaptation, artificial, emssl, finetune_terms, hard_targets, planar, speed, ur3_pose, ur3_position
 from .base import Context, SectionResult
 
 __all__ = ["SECTIONS", "Section"]
@@ -30,4 +30,5 @@ SECTIONS: dict[str, Section] = {
     "ur3_pose": Section(ur3_pose.run, ur3_pose.UR3PoseResult, ur3_pose.template_values),
     "hard_targets": Section(hard_targets.run, hard_targets.HardTargetsResult, hard_targets.template_values),
     "speed": Section(speed.run, speed.SpeedResult, speed.template_values),
+    "adaptation": Section(adaptation.run, adaptation.AdaptationResult, adaptation.template_values),
 }
