@@ -4,6 +4,7 @@ averaging, the residual stage."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -399,3 +400,30 @@ def test_a_residual_stage_starts_at_zero_and_trains_alone_on_the_first_networks_
     for bad in ({"residual_stage": (8, 0)}, {"residual_scale": 0.0}, {"residual_scale": float("nan")}):
         with pytest.raises(ValueError):
             small("cemssl", chain, **bad)
+
+
+def test_an_anchored_fk_fine_tune_keeps_each_sample_near_its_start_and_still_lowers_the_error():
+    """anchor_weight pulls every answer towards the starting model's answer for the same target and
+    latent: the samples move less than under the FK loss alone, the error still falls, and the
+    frozen copy is not trained."""
+    torch.manual_seed(0)
+    chain = planar_arm(3, limit=math.pi / 2)
+    start = new_model(chain, small("cgan", chain))
+    pos = chain.forward(chain.sample_configurations(200, torch.Generator().manual_seed(1))).position
+    z = torch.randn(200, 4, start.latent_dim)
+    q_start = start.sample(pos, num_samples=4, z=z).q
+    e0 = evaluate_precision(start, chain, 300, seed=3).position_error.mean()
+    moved = {}
+    for weight in (0.0, 10.0):
+        model = copy.deepcopy(start)
+        tr = UnsupervisedTrainer(model, chain, UnsupervisedConfig(steps=200, batch_size=128, lr=1e-3, lr_final=1e-4, eval_every=0, anchor_weight=weight))
+        assert (tr.anchor is None) == (weight == 0)
+        tr.run()
+        e1 = evaluate_precision(model, chain, 300, seed=3).position_error.mean()
+        assert e1 < 0.7 * e0, f"anchor {weight}: {e0 * 1e3:.1f} -> {e1 * 1e3:.1f} mm"
+        moved[weight] = float((model.sample(pos, num_samples=4, z=z).q - q_start).abs().mean())
+        if weight:
+            assert all(torch.equal(a, b) for a, b in zip(tr.anchor.state_dict().values(), start.state_dict().values()))
+    assert moved[10.0] < 0.8 * moved[0.0], moved
+    with pytest.raises(ValueError, match="anchor_weight"):
+        UnsupervisedConfig(anchor_weight=-1.0)

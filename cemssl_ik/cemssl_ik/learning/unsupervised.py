@@ -24,6 +24,7 @@ judged and used without any numerical refinement: the step only shapes the train
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -31,6 +32,7 @@ from typing import Sequence
 import torch
 
 from ..kinematics.chain import KinematicChain, damped_least_squares
+from ..kinematics.limits import wrap_to_pi
 from ..kinematics.transforms import rotation_angle, rotation_log
 from ..models.generators import IKGenerator
 from ..models.networks import hidden_precision
@@ -172,6 +174,12 @@ class UnsupervisedConfig:
             the run ends with whichever of the two is better on its held-out targets.
         train_residual: train only the model's residual stage (``ModelConfig.residual_stage``), the
             first network frozen: the stage learns the frozen network's remaining error.
+        anchor_weight: weight of a pull of each answer towards the starting model's answer for the
+            same target and latent (squared joint difference in rad^2, wrapped), decayed linearly to 0
+            over the run (0: none).  Fine-tuning a generative model by the FK loss alone lets its
+            samples drift together (its class coverage fell from 0.87 to 0.61 in 5 minutes): the pull
+            keeps each sample near where it started, so the FK loss moves it onto the nearest
+            solution and the model keeps its spread over the solutions.
     """
 
     steps: int = 20000
@@ -191,8 +199,11 @@ class UnsupervisedConfig:
     bf16_fraction: float = 0.0
     ema_decay: float = 0.0
     train_residual: bool = False
+    anchor_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        if not (self.anchor_weight >= 0 and self.anchor_weight < float("inf")):
+            raise ValueError(f"anchor_weight must be a finite number >= 0, got {self.anchor_weight}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not self.adam_eps > 0:
@@ -238,6 +249,11 @@ class UnsupervisedTrainer(StepTrainer):
         self.history: list[dict] = []
         if config.ema_decay:
             self.average = weight_average(model, config.ema_decay)
+        #: a frozen copy of the starting model (``anchor_weight``)
+        self.anchor: IKGenerator | None = None
+        if config.anchor_weight:
+            self.anchor = copy.deepcopy(model).eval().requires_grad_(False)
+        self._periodic = torch.as_tensor(chain.periodic)
 
     def step(self) -> dict[str, float]:
         m, c = self.model, self.config
@@ -257,6 +273,13 @@ class UnsupervisedTrainer(StepTrainer):
                 raw = m.generate(cond, z)
             q = m.decode(raw, t.position.reshape(M, B, 3)).reshape(M * B, -1)
             loss = self.loss_fn(q, t.position.to(m.device), t.rotation.to(m.device) if pose else None).mean() * M
+            weight = c.anchor_weight * (1.0 - self.current_progress())
+            if self.anchor is not None and weight > 0:
+                with torch.no_grad():
+                    q0 = self.anchor.decode(self.anchor.generate(cond, z), t.position.reshape(M, B, 3)).reshape(M * B, -1)
+                d = q - q0
+                d = torch.where(self._periodic.to(d.device), wrap_to_pi(d), d)
+                loss = loss + weight * (d**2).sum(-1).mean() * M
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
         finally:
