@@ -80,7 +80,7 @@ def template_values(r: AdaptationResult) -> dict[str, str]:
 
     rows = [
         [f"+{num(x, 'link_change_cm'):g}", x.get("strategy"), f"{num(x, 'noise_mm'):g}", int(num(x, "robot_moves")), round(num(x, "minutes"), 1),
-         num(x, "error_before_mm"), num(x, "error_after_mm"), num(x, "error_after_safe_mm"), num(x, "refined_error_mm")]
+         num(x, "error_before_mm"), f"{num(x, 'error_after_mm'):.4g}", f"{num(x, 'error_after_safe_mm'):.4g}", num(x, "refined_error_mm")]
         for x in sorted(r.records, key=lambda x: (x.get("strategy", ""), num(x, "link_change_cm"), num(x, "noise_mm")))
     ]  # fmt: skip
     headers = ["every link (cm)", "strategy", "noise (mm)", "robot moves", "minutes", "before (mm)", "model alone after (mm)", "after, safe workspace (mm)", "refined after (mm)"]
