@@ -219,7 +219,10 @@ class UnsupervisedConfig:
         check_distance_scale(self.position_loss, self.distance_scale)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if not self.anchor_weight:  # recorded only when used: records from before it existed stay equal
+            del out["anchor_weight"]
+        return out
 
 
 class UnsupervisedTrainer(StepTrainer):
