@@ -221,6 +221,7 @@ SHIPPED_TRAINED_BY = {
     "ur3_cvae": "cvae",
     "ur3_cinn": "cinn",
     "ur3_cgan_cemssl_fk": "cgan+cemssl_fk",
+    "ur3_cgan_fkresidual": "cgan+residual",
     "ur3_cvae_cemssl_fk": "cvae+cemssl_fk",
     "ur3_cinn_cemssl_fk": "cinn+cemssl_fk",
 }

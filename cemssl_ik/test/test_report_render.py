@@ -17,7 +17,7 @@ from cemssl_ik.evaluation.report.planar import PlanarResult, PlanarRow
 from cemssl_ik.evaluation.report.render import load_template
 from cemssl_ik.evaluation.report.speed import SpeedResult
 from cemssl_ik.evaluation.report.ur3_pose import OURS, UR3PoseResult
-from cemssl_ik.evaluation.report.ur3_position import FINETUNED, UR3_POSITION_MODELS, ModelRow, UR3PositionResult
+from cemssl_ik.evaluation.report.ur3_position import FINETUNED, RESIDUAL, UR3_POSITION_MODELS, ModelRow, UR3PositionResult
 from conftest import REPO_ROOT
 
 
@@ -77,6 +77,8 @@ def test_every_section_renders_with_every_placeholder_filled():
         assert f"| {name} | phase{i} |" in md  # what produced each model's weights, next to its name
     for base, tuned in FINETUNED.items():
         assert f"{base} 10.0 -> {tuned}" in md or f"-> {tuned}" in md
+    for base, staged in RESIDUAL.items():  # the residual-stage sentence, after the section's figures
+        assert re.search(rf"followed by a residual stage trained by the FK loss .*: {base} [\d.]+ -> {staged} [\d.]+ mm", md)
     assert "(results/ur3_pose_overlays.png)" in md and "pytorch-kinematics restarts cover 97.0 %" in md
     assert "(8 samples on each of 4 poses): class coverage 0.25 (classes with a sample within 10 mm and 5.7°), MMD 0.006" in md
     # the generated text states measurements, never a verdict on an issue's target

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from shipped_outputs import reference_inputs  # noqa: E402
 
 DATA = json.loads((Path(__file__).parent / "data" / "shipped_model_outputs.json").read_text())
-SHIPPED = ["ur3_fkloss_position", "ur3_regression_pose", "ur3_cvae", "ur3_cvae_cemssl_fk", "ur3_cgan", "ur3_cgan_cemssl_fk", "ur3_cinn", "ur3_cinn_cemssl_fk"]
+SHIPPED = ["ur3_fkloss_position", "ur3_regression_pose", "ur3_cvae", "ur3_cvae_cemssl_fk", "ur3_cgan", "ur3_cgan_cemssl_fk", "ur3_cgan_fkresidual", "ur3_cinn", "ur3_cinn_cemssl_fk"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -22,14 +22,16 @@ from ..precision import summarize
 from .base import Context, SectionResult, errors, md_table, pyplot, save_figure
 from .papers import CEMSSL_FINETUNED_MM, CEMSSL_TABLE_II_MM
 
-__all__ = ["BASELINES", "FINETUNED", "POSITION_MODEL", "UR3_POSITION_MODELS", "ModelRow", "UR3PositionResult", "run", "template_values"]
+__all__ = ["BASELINES", "FINETUNED", "POSITION_MODEL", "RESIDUAL", "UR3_POSITION_MODELS", "ModelRow", "UR3PositionResult", "run", "template_values"]
 
 #: pretrained baselines and, for each, its version fine-tuned by CEMSSL with an FK-loss term
 BASELINES = ("ur3_cvae", "ur3_cgan", "ur3_cinn")
 FINETUNED = {b: f"{b}_cemssl_fk" for b in BASELINES}
+#: baselines left as they are, followed by a residual stage trained by the FK loss
+RESIDUAL = {"ur3_cgan": "ur3_cgan_fkresidual"}
 #: the shipped position model the overlays and the cross-section show
 POSITION_MODEL = "ur3_fkloss_position"
-UR3_POSITION_MODELS = (*BASELINES, POSITION_MODEL, *FINETUNED.values())
+UR3_POSITION_MODELS = (*BASELINES, POSITION_MODEL, *FINETUNED.values(), *RESIDUAL.values())
 
 
 def paper_mean_mm(name: str) -> float | None:
@@ -158,11 +160,14 @@ def template_values(r: UR3PositionResult) -> dict[str, str]:
         e = m.position_error_mm
         rows.append([name, m.trained_by, e["mean"], e["median"], e["p95"], e["max"], m.success["<=1mm"] * 100, m.success["<=0.1mm"] * 100, m.class_coverage, m.mmd, paper_mean_mm(name)])
     table = md_table(["model", "trained by", "mean mm", "median mm", "p95 mm", "max mm", "≤1 mm %", "≤0.1 mm %", "class coverage", "MMD", "CEMSSL paper mm"], rows)
-    pairs = []
-    for b, f in FINETUNED.items():
-        if b in r.models and f in r.models:
-            before, after = r.models[b].position_error_mm["mean"], r.models[f].position_error_mm["mean"]
-            pairs.append(f"{b} {before:.1f} -> {f} {after:.2f} mm ({before / after:.0f}x; class coverage {r.models[b].class_coverage:.2f} -> {r.models[f].class_coverage:.2f})")
+    def pairs(after_of: dict[str, str]) -> list[str]:
+        out = []
+        for b, f in after_of.items():
+            if b in r.models and f in r.models:
+                before, after = r.models[b].position_error_mm["mean"], r.models[f].position_error_mm["mean"]
+                out.append(f"{b} {before:.1f} -> {f} {after:.2f} mm ({before / after:.0f}x; class coverage {r.models[b].class_coverage:.2f} -> {r.models[f].class_coverage:.2f})")
+        return out
+
     best = min(r.models, key=lambda k: r.models[k].position_error_mm["mean"])
     return {
         "num_targets": str(r.num_targets),
@@ -171,7 +176,8 @@ def template_values(r: UR3PositionResult) -> dict[str, str]:
         "diversity_targets": str(r.diversity_targets),
         "mmd_noise_floor": f"{r.mmd_noise_floor:.2g}",
         "table": table,
-        "finetune": "; ".join(pairs) or "-",
+        "finetune": "; ".join(pairs(FINETUNED)) or "-",
+        "residual": "; ".join(pairs(RESIDUAL)),
         "paper_finetuned_mm": f"{CEMSSL_FINETUNED_MM}",
         "best_name": best,
         "best_mean_mm": f"{r.models[best].position_error_mm['mean']:.4f}",
