@@ -75,6 +75,31 @@ def test_exploration_and_learning_rate_follow_the_budget_actually_used():
     assert trainer.current_exploration() == 0.0 and trainer.current_lr() == pytest.approx(1e-5)
 
 
+def test_task_space_term_weighs_joint_errors_by_how_far_they_move_the_tool():
+    """With ``task_weight`` the loss of a sample grows with the tool displacement of the answer's
+    error, not with its size in joint space: a joint step along the nominal Jacobian's null space
+    costs (almost) nothing, the same-sized step that moves the tool costs what the Jacobian says."""
+    model = shipped_position_model()
+    cfg = BlackBoxConfig(samples_per_iteration=64, epochs=1, training_batch=64, lr=1e-12, lr_final=1e-12, task_weight=1.0, keep_best=False, eval_every=0)
+    trainer = BlackBoxCEMSSL(model, UR3, cfg, AnalyticForwardModel(UR3))
+    trainer.sample()
+    r = trainer.replay[0]
+    assert r["jacobian"].shape[2:] == (3, 6)  # kept without the projection: the task term needs it
+    answer = trainer._infer(r["position"], r["rotation"], r["z"].to(model.dtype))
+    J = r["jacobian"]
+    step = torch.linalg.svd(J).Vh  # rows 3..5: null-space directions of each sample's Jacobian
+    losses = {}
+    for name, direction in (("null", step[..., 4, :]), ("task", step[..., 0, :])):
+        r["q"] = answer + 0.01 * direction
+        trainer.config.task_weight = 0.0
+        mse = trainer.train()
+        trainer.config.task_weight = 1.0
+        losses[name] = trainer.train() - mse  # the task term alone (lr 1e-12: the weights do not move)
+    moved = (J @ (0.01 * step[..., 0, :]).unsqueeze(-1)).squeeze(-1).norm(dim=-1) * 100  # cm
+    assert losses["null"] < 1e-6 * losses["task"]
+    assert losses["task"] == pytest.approx(float(moved.pow(2).mean()) * model.num_members, rel=0.05)
+
+
 def test_reached_targets_come_from_earlier_samples():
     trainer = BlackBoxCEMSSL(shipped_position_model(), UR3, BlackBoxConfig(samples_per_iteration=100, targets="reached", keep_best=False, eval_every=0), AnalyticForwardModel(LONGER))
     trainer.sample()
@@ -92,6 +117,8 @@ def test_reached_targets_come_from_earlier_samples():
         (dict(keep_best=True, eval_every=0), "keep_best"),
         (dict(exploration_fraction=2.0), "exploration"),
         (dict(max_evaluations=-1), "max_evaluations"),
+        (dict(task_weight=-1.0), "task_weight"),
+        (dict(task_weight=math.inf), "task_weight"),
     ],
 )
 def test_bad_configs_are_refused(fields, match):

@@ -6,7 +6,8 @@ Per iteration (CEMSSL's Algorithm 1, with every sample kept):
    uniformly); q = IM(p, z), plus exploration noise annealed over the budget actually used;
 2. **forward model** - p' = FM(q) for the whole batch: the only contact with the arm;
 3. **training** - the measured pairs join the replay set (every pair ever measured is a true
-   (reached pose, joints) pair of the arm); E epochs of MSE IM(p', z) -> q over the replay set;
+   (reached pose, joints) pair of the arm); E epochs of MSE IM(p', z) -> q over the replay set
+   (optionally plus a task-space term, ``task_weight``);
 4. **evaluation** - every ``eval_every`` iterations the model is asked for held-out targets (poses
    the forward model reached from random joints) and its answers are measured by the forward model;
    the best weights so far are kept.
@@ -14,7 +15,9 @@ Per iteration (CEMSSL's Algorithm 1, with every sample kept):
 Nothing here differentiates a kinematic chain or evaluates one for the arm: the chain passed in
 gives the joint limits and periodicity (which a commander of the arm needs anyway) and, with
 ``targets="workspace"``, a sampler of desired targets (desired targets need not be reachable: the
-model is trained on what was reached).  Every forward-model evaluation counts against
+model is trained on what was reached).  Only when asked (``projection="nominal"`` or
+``task_weight`` > 0) is the nominal chain's Jacobian at the measured joints used, to weigh joint
+differences by how far they move the tool; the forward model is still only called.  Every forward-model evaluation counts against
 ``max_evaluations``; progress (for the learning-rate and exploration schedules) is the largest of
 the iteration, evaluation and time fractions used.
 """
@@ -71,6 +74,13 @@ class BlackBoxConfig:
             and each evaluation ``eval_targets`` more.
         eval_every: evaluate every this many iterations (the last iteration is always evaluated).
         keep_best: restore the best evaluated weights at the end (the starting ones included).
+        task_weight: weight of a task-space term added to the joint MSE: the squared tool
+            displacement (in cm, rotation rows of pose models at 10 cm per rad) that the nominal
+            Jacobian at the measured joints gives for the difference between the model's answer and
+            the label.  Joint errors that barely move the tool (near the null space, far from the
+            base) then cost little and those that move it far cost much, which the MSE on
+            normalized joints does not see.  0: Algorithm 1's MSE alone.  Needs the nominal
+            Jacobian (it only weighs directions: a changed arm's is close to it).
         projection: ``none`` trains on the measured joints q (Algorithm 1); ``nominal`` trains on
             ``q_hat + P (q - q_hat)``, q_hat = IM(p', z) the current model's answer and P = J^+ J the
             projector onto the task directions of the nominal chain's Jacobian at q, recomputed
@@ -99,6 +109,7 @@ class BlackBoxConfig:
     eval_every: int = 1
     keep_best: bool = True
     projection: str = "none"
+    task_weight: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -113,6 +124,8 @@ class BlackBoxConfig:
                 raise ValueError(f"{name} must be a positive finite number, got {getattr(self, name)!r}")
         if not (math.isfinite(self.max_seconds) and self.max_seconds >= 0):
             raise ValueError(f"max_seconds must be >= 0, got {self.max_seconds!r}")
+        if not (isinstance(self.task_weight, (int, float)) and math.isfinite(self.task_weight) and self.task_weight >= 0):
+            raise ValueError(f"task_weight must be a finite number >= 0, got {self.task_weight!r}")
         if not (math.isfinite(self.exploration_noise) and self.exploration_noise >= 0 and 0 <= self.exploration_fraction <= 1):
             raise ValueError("exploration_noise must be >= 0 and exploration_fraction in [0, 1]")
         if self.targets not in TARGET_SOURCES:
@@ -283,7 +296,7 @@ class BlackBoxCEMSSL:
         reached_pos = torch.where(ok, res.position.double(), position.reshape(-1, 3)).reshape(M, n, 3)
         reached_rot = torch.where(ok[..., None], res.rotation.double(), rotation.reshape(-1, 3, 3)).reshape(M, n, 3, 3)
         sample = {"position": reached_pos, "rotation": reached_rot, "z": m.relabel(z, reached_q.to(z)).cpu(), "q": reached_q, "valid": valid}
-        if self.config.projection == "nominal":
+        if self.config.projection == "nominal" or self.config.task_weight > 0:
             rows = 6 if m.config.target == "pose" else 3
             sample["jacobian"] = self.chain.jacobian(reached_q.reshape(M * n, -1))[:, :rows].reshape(M, n, rows, -1)
         self.replay.append(sample)
@@ -293,7 +306,8 @@ class BlackBoxCEMSSL:
         return (float(err[valid].mean()) if valid.any() else math.nan), float(valid.double().mean()), seconds
 
     def train(self) -> float:
-        """Step 3: E epochs of MSE IM(p', z) -> q over the replay set, every member on its own samples."""
+        """Step 3: E epochs of MSE IM(p', z) -> q over the replay set (plus the task-space term when
+        ``task_weight`` > 0), every member on its own samples."""
         m, c = self.model, self.config
         for g in self.optimizer.param_groups:
             g["lr"] = self.current_lr()
@@ -301,8 +315,16 @@ class BlackBoxCEMSSL:
         M, N = cat["valid"].shape
         cond = self._condition(cat["position"], cat["rotation"])
         q = self._project(cat) if c.projection == "nominal" else cat["q"]
-        target = m.normalize_joints(q.to(m.device, m.dtype), cat["position"].to(m.device, m.dtype))
+        position = cat["position"].to(m.device, m.dtype)
+        target = m.normalize_joints(q.to(m.device, m.dtype), position)
         z, weight = cat["z"].to(m.device, m.dtype), cat["valid"].to(m.device, m.dtype)
+        if c.task_weight > 0:
+            label = q.to(m.device, m.dtype)
+            # tool displacement per joint step, in cm (rotation rows: 10 cm per rad)
+            rows = cat["jacobian"].shape[2]
+            unit = torch.tensor([100.0, 100.0, 100.0, 10.0, 10.0, 10.0][:rows], dtype=m.dtype, device=m.device)
+            jac = cat["jacobian"].to(m.device, m.dtype) * unit[:, None]
+            periodic = self._periodic.to(m.device)
         m.train()
         losses = []
         for _ in range(c.epochs):
@@ -314,7 +336,14 @@ class BlackBoxCEMSSL:
                     return torch.gather(x, 1, idx[..., None].expand(-1, -1, x.shape[-1]))
 
                 w = torch.gather(weight, 1, idx)
-                loss = (((m.generate(pick(cond), pick(z)) - pick(target)) ** 2).mean(-1) * w).sum() / w.sum().clamp_min(1.0) * M
+                out = m.generate(pick(cond), pick(z))
+                per_sample = ((out - pick(target)) ** 2).mean(-1)
+                if c.task_weight > 0:
+                    dq = m.decode(out, pick(position)) - pick(label)
+                    dq = torch.where(periodic, wrap_to_pi(dq), dq)
+                    J = torch.gather(jac, 1, idx[..., None, None].expand(-1, -1, *jac.shape[2:]))
+                    per_sample = per_sample + c.task_weight * (J @ dq.unsqueeze(-1)).squeeze(-1).pow(2).sum(-1)
+                loss = (per_sample * w).sum() / w.sum().clamp_min(1.0) * M
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
