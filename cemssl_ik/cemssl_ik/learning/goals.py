@@ -52,7 +52,11 @@ class AdaptationConfig:
         rotation_weight: FK-loss weight of the orientation error (pose models).
         joint_margin: radians kept from the joint limits by identification configurations.
         checkpoint_every: seconds between checkpoints during fine-tuning.
-        robot_lr: learning rate of black-box CEMSSL (the ``robot`` strategy).
+        robot_lr, robot_lr_final: learning rate of black-box CEMSSL (the ``robot`` strategy),
+            cosine-decayed over the moves (or minutes) of the goal.
+        robot_epochs: its passes over every measured sample per iteration (training costs no moves).
+        robot_task_weight: its task-space term (:attr:`~.blackbox.BlackBoxConfig.task_weight`;
+            0: the joint MSE of Algorithm 1 alone).
         seed: RNG seed of configurations and training.
     """
 
@@ -68,13 +72,16 @@ class AdaptationConfig:
     rotation_weight: float = 0.1
     joint_margin: float = 0.2
     checkpoint_every: float = 60.0
-    robot_lr: float = 3e-4
+    robot_lr: float = 1e-3
+    robot_lr_final: float = 1e-5
+    robot_epochs: int = 20
+    robot_task_weight: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.identify_moves < 1 or self.eval_targets < 1 or self.batch_size < 1:
             raise ValueError("identify_moves, eval_targets and batch_size must be >= 1")
-        for name in ("train_minutes", "lr", "lr_final", "checkpoint_every", "robot_lr"):
+        for name in ("train_minutes", "lr", "lr_final", "checkpoint_every", "robot_lr", "robot_lr_final"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {v}")
@@ -82,6 +89,8 @@ class AdaptationConfig:
             raise ValueError(f"position_loss must be 'squared' or 'distance', got {self.position_loss!r}")
         if not (math.isfinite(self.distance_scale) and self.distance_scale >= 0 and math.isfinite(self.adam_eps) and self.adam_eps > 0):
             raise ValueError("distance_scale must be >= 0 and adam_eps > 0")
+        if not (isinstance(self.robot_epochs, int) and self.robot_epochs >= 1 and math.isfinite(self.robot_task_weight) and self.robot_task_weight >= 0):
+            raise ValueError("robot_epochs must be an integer >= 1 and robot_task_weight >= 0")
         if not (math.isfinite(self.joint_margin) and self.joint_margin >= 0):
             raise ValueError(f"joint_margin must be >= 0, got {self.joint_margin}")
 
