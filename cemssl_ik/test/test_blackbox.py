@@ -118,6 +118,7 @@ def test_reached_targets_come_from_earlier_samples():
         (dict(exploration_fraction=2.0), "exploration"),
         (dict(max_evaluations=-1), "max_evaluations"),
         (dict(task_weight=-1.0), "task_weight"),
+        (dict(adam_eps=0.0), "adam_eps"),
         (dict(task_weight=math.inf), "task_weight"),
     ],
 )

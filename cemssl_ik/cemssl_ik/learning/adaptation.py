@@ -271,7 +271,7 @@ class Adapter:
         cfg = BlackBoxConfig(
             iterations=1_000_000, max_evaluations=left, max_seconds=(goal.max_minutes or c.train_minutes) * 60,
             samples_per_iteration=max(members, min(2000, budget // 5)), eval_targets=max(members, min(500, budget // 20)),
-            eval_every=2, lr=c.robot_lr, lr_final=c.robot_lr_final, epochs=c.robot_epochs, task_weight=c.robot_task_weight, seed=c.seed + spent,
+            eval_every=2, lr=c.robot_lr, lr_final=c.robot_lr_final, epochs=c.robot_epochs, task_weight=c.robot_task_weight, adam_eps=c.adam_eps, seed=c.seed + spent,
         )  # fmt: skip
         if hasattr(self.robot, "kind"):
             self.robot.kind = "cemssl"

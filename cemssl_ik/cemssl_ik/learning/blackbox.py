@@ -60,6 +60,8 @@ class BlackBoxConfig:
         training_batch: samples per member and training step.
         inference_batch: samples per member and inference call.
         lr, lr_final: Adam learning rate, cosine-decayed over the budget used.
+        adam_eps: Adam's epsilon (see :func:`~.schedule.adam`: torch's 1e-8 damps the steps once
+            the loss's gradients are that small).
         replay: iterations whose samples are trained on (0: every sample ever measured).  Samples
             of older models carry those models' choice among the redundant solutions; keeping them
             all was the better choice on the UR3 (see docs/lab-notes.md).
@@ -101,6 +103,7 @@ class BlackBoxConfig:
     inference_batch: int = 512
     lr: float = 3e-4
     lr_final: float = 3e-4
+    adam_eps: float = 1e-8
     replay: int = 0
     exploration_noise: float = 0.0
     exploration_fraction: float = 0.5
@@ -124,6 +127,8 @@ class BlackBoxConfig:
                 raise ValueError(f"{name} must be a positive finite number, got {getattr(self, name)!r}")
         if not (math.isfinite(self.max_seconds) and self.max_seconds >= 0):
             raise ValueError(f"max_seconds must be >= 0, got {self.max_seconds!r}")
+        if not (isinstance(self.adam_eps, (int, float)) and math.isfinite(self.adam_eps) and self.adam_eps > 0):
+            raise ValueError(f"adam_eps must be a positive finite number, got {self.adam_eps!r}")
         if not (isinstance(self.task_weight, (int, float)) and math.isfinite(self.task_weight) and self.task_weight >= 0):
             raise ValueError(f"task_weight must be a finite number >= 0, got {self.task_weight!r}")
         if not (math.isfinite(self.exploration_noise) and self.exploration_noise >= 0 and 0 <= self.exploration_fraction <= 1):
@@ -181,7 +186,7 @@ class BlackBoxCEMSSL:
     ) -> None:
         self.model, self.chain, self.config, self.forward_model = model, chain, config, forward_model
         self.params = list(model.generator_parameters())
-        self.optimizer = adam(self.params, config.lr)
+        self.optimizer = adam(self.params, config.lr, eps=config.adam_eps)
         self.generator = torch.Generator().manual_seed(config.seed)
         self._random_joints = random_joints or (lambda n: chain.sample_configurations(n, self.generator, dtype=torch.float64))
         self._lower, self._upper = (torch.as_tensor(v, dtype=torch.float64) for v in chain.learning_limits())

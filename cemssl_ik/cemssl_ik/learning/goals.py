@@ -48,7 +48,8 @@ class AdaptationConfig:
         lr, lr_final: its Adam learning rate, cosine-decayed.
         position_loss, distance_scale, adam_eps: the fine-tuning's FK position loss and Adam epsilon
             (see :class:`~cemssl_ik.learning.unsupervised.UnsupervisedConfig`); the pseudo-distance with
-            a 1 mm scale and a tiny epsilon keep the steps' size at sub-millimetre errors.
+            a 1 mm scale and a tiny epsilon keep the steps' size at sub-millimetre errors.  The
+            epsilon serves the ``robot`` strategy's black-box CEMSSL too.
         rotation_weight: FK-loss weight of the orientation error (pose models).
         joint_margin: radians kept from the joint limits by identification configurations.
         checkpoint_every: seconds between checkpoints during fine-tuning.
