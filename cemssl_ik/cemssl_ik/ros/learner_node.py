@@ -79,6 +79,9 @@ PARAMETERS = {
     "train_minutes": (5.0, "default fine-tuning time"),
     "batch_size": (256, "fine-tuning batch per ensemble member"),
     "lr": (1e-3, "fine-tuning learning rate (cosine-decayed to 1e-6)"),
+    "robot_lr": (1e-3, "robot: black-box CEMSSL learning rate (cosine-decayed to 1e-5 over the goal's moves)"),
+    "robot_epochs": (20, "robot: passes over every measured sample per iteration (they cost no moves)"),
+    "robot_task_weight": (1.0, "robot: weight of the task-space term (joint errors weighed by the tool displacement the nominal Jacobian gives them); 0 = Algorithm 1's joint MSE alone"),
     "checkpoint_every": (60.0, "seconds between checkpoints while training"),
     "seed": (0, "RNG seed"),
     "model_update_topic": ("/cemssl_learner/model_updates", "std_msgs/String: each new checkpoint path ('' disables)"),
@@ -132,12 +135,14 @@ class LearnerNode(Node):
             raise ValueError(f"forward_model must be sim, robot or analytic, got {p['forward_model']!r}")
         if p["pose_source"] not in ("topic", "fk"):
             raise ValueError(f"pose_source must be topic or fk, got {p['pose_source']!r}")
-        for name in ("identify_moves", "eval_targets", "batch_size"):
+        for name in ("identify_moves", "eval_targets", "batch_size", "robot_epochs"):
             if p[name] < 1:
                 raise ValueError(f"{name} must be >= 1, got {p[name]}")
-        for name in ("train_minutes", "lr", "checkpoint_every"):
+        for name in ("train_minutes", "lr", "robot_lr", "checkpoint_every"):
             if not (math.isfinite(p[name]) and p[name] > 0):
                 raise ValueError(f"{name} must be a positive number, got {p[name]}")
+        if not (math.isfinite(p["robot_task_weight"]) and p["robot_task_weight"] >= 0):
+            raise ValueError(f"robot_task_weight must be a finite number >= 0, got {p['robot_task_weight']}")
         if not (math.isfinite(p["link_length_change"]) and math.isfinite(p["measurement_noise"]) and p["measurement_noise"] >= 0):
             raise ValueError("link_length_change must be finite and measurement_noise finite and >= 0")
         if len(p["joint_zero_offsets"]) != 6 or len(p["tool_offset"]) != 3 or not all(math.isfinite(v) for v in list(p["joint_zero_offsets"]) + list(p["tool_offset"])):
@@ -239,6 +244,7 @@ class LearnerNode(Node):
         config = AdaptationConfig(
             identify_moves=p["identify_moves"], eval_targets=p["eval_targets"], train_minutes=p["train_minutes"],
             batch_size=p["batch_size"], lr=p["lr"], checkpoint_every=p["checkpoint_every"], seed=p["seed"],
+            robot_lr=p["robot_lr"], robot_lr_final=min(p["robot_lr"], 1e-5), robot_epochs=p["robot_epochs"], robot_task_weight=p["robot_task_weight"],
         )  # fmt: skip
 
         def feedback(progress: LearnProgress) -> None:
