@@ -100,6 +100,27 @@ def test_task_space_term_weighs_joint_errors_by_how_far_they_move_the_tool():
     assert losses["task"] == pytest.approx(float(moved.pow(2).mean()) * model.num_members, rel=0.05)
 
 
+def test_grown_targets_follow_the_measured_reach_and_no_farther():
+    cfg = BlackBoxConfig(samples_per_iteration=400, targets="grown", grown_share=0.5, keep_best=False, eval_every=0)
+    nominal = BlackBoxCEMSSL(shipped_position_model(), UR3, cfg, AnalyticForwardModel(UR3))
+    longer = BlackBoxCEMSSL(shipped_position_model(), UR3, cfg, AnalyticForwardModel(LONGER))
+    first, _ = longer._desired(2000)  # nothing measured yet: the workspace sampler's targets
+    centre = UR3.forward(UR3.sample_configurations(20_000, torch.Generator().manual_seed(3))).position.mean(0)
+
+    def reach(p):
+        return float(torch.quantile((p - centre).norm(dim=-1), 0.99))
+
+    for trainer in (nominal, longer):
+        for _ in range(3):
+            trainer.sample()  # measured poses join the replay set
+    grown_nominal, _ = nominal._desired(2000)
+    grown_longer, _ = longer._desired(2000)
+    measured = torch.cat([r["position"].reshape(-1, 3) for r in longer.replay])
+    assert reach(grown_nominal) < 1.02 * reach(first)  # the nominal arm reaches no farther than its sampler
+    assert reach(grown_longer) > 1.1 * reach(first)  # the longer arm's targets follow it out...
+    assert reach(grown_longer) < 1.02 * reach(measured)  # ...as far as it was measured to reach
+
+
 def test_reached_targets_come_from_earlier_samples():
     trainer = BlackBoxCEMSSL(shipped_position_model(), UR3, BlackBoxConfig(samples_per_iteration=100, targets="reached", keep_best=False, eval_every=0), AnalyticForwardModel(LONGER))
     trainer.sample()
@@ -119,6 +140,7 @@ def test_reached_targets_come_from_earlier_samples():
         (dict(max_evaluations=-1), "max_evaluations"),
         (dict(task_weight=-1.0), "task_weight"),
         (dict(adam_eps=0.0), "adam_eps"),
+        (dict(grown_share=1.5), "grown_share"),
         (dict(task_weight=math.inf), "task_weight"),
     ],
 )

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 from cemssl_ik.evaluation.report import SECTIONS
+from cemssl_ik.evaluation.report.ur3_position import UR3_POSITION_MODELS
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_every_section_ran_and_is_in_the_markdown(report):
 def test_shipped_models_section_is_sane(report):
     _, data, _, _ = report
     models = data["sections"]["ur3_position"]["models"]
-    assert len(models) == 7
+    assert set(models) == set(UR3_POSITION_MODELS)
     for r in models.values():
         e = r["position_error_mm"]
         assert all(_finite(e[k]) for k in ("mean", "median", "p95", "max")) and 0 < e["median"] <= e["p95"] <= e["max"]

@@ -42,7 +42,7 @@ from .targets import sample_targets
 __all__ = ["BlackBoxConfig", "BlackBoxCEMSSL", "BlackBoxStats", "TARGET_SOURCES", "PROJECTIONS"]
 
 #: where desired targets come from (:attr:`BlackBoxConfig.targets`)
-TARGET_SOURCES = ("workspace", "reached")
+TARGET_SOURCES = ("workspace", "reached", "grown")
 #: how training labels are formed (:attr:`BlackBoxConfig.projection`)
 PROJECTIONS = ("none", "nominal")
 
@@ -69,9 +69,15 @@ class BlackBoxConfig:
             range) at the start, decaying linearly to 0 at ``exploration_fraction`` of the budget.
             0 for adapting a trained model; > 0 to grow the reached set from a fresh model.
         exploration_fraction: part of the budget with exploration.
-        targets: ``workspace`` (desired targets from the chain's workspace sampler) or ``reached``
+        targets: ``workspace`` (desired targets from the chain's workspace sampler), ``reached``
             (from poses the forward model reached in earlier iterations; the first iteration uses
-            the workspace sampler).
+            the workspace sampler) or ``grown``: the workspace sampler's targets, a share
+            ``grown_share`` of them pushed outwards from the sampler's centre by a factor drawn
+            uniformly between 1 and the ratio of the reach seen so far to the sampler's (99th
+            percentiles of the distances to that centre of every position measured and of the
+            sampler's).  An arm longer than its chain reaches beyond the sampler's workspace; those
+            targets follow it there as far as it has been measured to reach, and no farther.
+        grown_share: share of the desired targets pushed outwards with ``targets="grown"``.
         eval_targets: held-out targets; measuring them costs ``eval_targets`` evaluations once,
             and each evaluation ``eval_targets`` more.
         eval_every: evaluate every this many iterations (the last iteration is always evaluated).
@@ -108,6 +114,7 @@ class BlackBoxConfig:
     exploration_noise: float = 0.0
     exploration_fraction: float = 0.5
     targets: str = "workspace"
+    grown_share: float = 0.5
     eval_targets: int = 500
     eval_every: int = 1
     keep_best: bool = True
@@ -133,6 +140,8 @@ class BlackBoxConfig:
             raise ValueError(f"task_weight must be a finite number >= 0, got {self.task_weight!r}")
         if not (math.isfinite(self.exploration_noise) and self.exploration_noise >= 0 and 0 <= self.exploration_fraction <= 1):
             raise ValueError("exploration_noise must be >= 0 and exploration_fraction in [0, 1]")
+        if not (isinstance(self.grown_share, (int, float)) and 0 <= self.grown_share <= 1):
+            raise ValueError(f"grown_share must be in [0, 1], got {self.grown_share!r}")
         if self.targets not in TARGET_SOURCES:
             raise ValueError(f"targets must be one of {TARGET_SOURCES}, got {self.targets!r}")
         if self.projection not in PROJECTIONS:
@@ -197,6 +206,8 @@ class BlackBoxCEMSSL:
         #: per iteration: reached position (M, n, 3), rotation (M, n, 3, 3), latent (M, n, noise_dim), measured joints (M, n, dof), valid (M, n)
         self.replay: list[dict[str, torch.Tensor]] = []
         self._eval_set: ForwardResult | None = None
+        #: the workspace sampler's centre and 99th-percentile distance to it (``targets="grown"``)
+        self._workspace: tuple[torch.Tensor, torch.Tensor] | None = None
         self._eval_latent: torch.Tensor | None = None
         self._started: float | None = None
         self.initial_error: float | None = None
@@ -277,7 +288,24 @@ class BlackBoxCEMSSL:
             idx = torch.randint(len(pos), (count,), generator=self.generator)
             return pos[idx], rot[idx]
         t = sample_targets(self.chain, count, self.generator)
+        if self.config.targets == "grown" and reached:
+            return self._grow(t.position, torch.cat([r["position"][r["valid"]] for r in reached])), t.rotation
         return t.position, t.rotation
+
+    def _grow(self, position: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
+        """A share of ``position`` pushed outwards, as far as ``measured`` shows the arm reaches
+        beyond the workspace sampler (see :attr:`BlackBoxConfig.targets`)."""
+        if self._workspace is None:  # the sampler's centre and reach, from a fixed large draw
+            sample = sample_targets(self.chain, 20_000, torch.Generator().manual_seed(self.config.seed + 2)).position
+            centre = sample.mean(0)
+            self._workspace = (centre, torch.quantile((sample - centre).norm(dim=-1), 0.99))
+        centre, reach = self._workspace
+        ratio = max(1.0, float(torch.quantile((measured.to(centre) - centre).norm(dim=-1)[-100_000:], 0.99) / reach))
+        k = int(round(len(position) * self.config.grown_share))
+        scale = 1.0 + (ratio - 1.0) * torch.rand(k, 1, generator=self.generator, dtype=position.dtype)
+        out = position.clone()
+        out[:k] = centre.to(position) + (position[:k] - centre.to(position)) * scale
+        return out
 
     # ------------------------------------------------------------------ one iteration
     def sample(self) -> tuple[float, float, float]:
