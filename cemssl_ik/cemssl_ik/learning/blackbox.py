@@ -17,9 +17,9 @@ gives the joint limits and periodicity (which a commander of the arm needs anywa
 ``targets="workspace"``, a sampler of desired targets (desired targets need not be reachable: the
 model is trained on what was reached).  Only when asked (``projection="nominal"`` or
 ``task_weight`` > 0) is the nominal chain's Jacobian at the measured joints used, to weigh joint
-differences by how far they move the tool; the forward model is still only called.  Every forward-model evaluation counts against
-``max_evaluations``; progress (for the learning-rate and exploration schedules) is the largest of
-the iteration, evaluation and time fractions used.
+differences by how far they move the tool; the forward model is still only called.  Every
+forward-model evaluation counts against ``max_evaluations``; progress (for the learning-rate and
+exploration schedules) is the largest of the iteration, evaluation and time fractions used.
 """
 
 from __future__ import annotations
