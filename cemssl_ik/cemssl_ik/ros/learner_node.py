@@ -244,7 +244,7 @@ class LearnerNode(Node):
         config = AdaptationConfig(
             identify_moves=p["identify_moves"], eval_targets=p["eval_targets"], train_minutes=p["train_minutes"],
             batch_size=p["batch_size"], lr=p["lr"], checkpoint_every=p["checkpoint_every"], seed=p["seed"],
-            robot_lr=p["robot_lr"], robot_lr_final=min(p["robot_lr"], 1e-5), robot_epochs=p["robot_epochs"], robot_task_weight=p["robot_task_weight"],
+            robot_lr=p["robot_lr"], robot_lr_final=min(p["robot_lr"], AdaptationConfig.robot_lr_final), robot_epochs=p["robot_epochs"], robot_task_weight=p["robot_task_weight"],
         )  # fmt: skip
 
         def feedback(progress: LearnProgress) -> None:
